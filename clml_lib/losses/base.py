@@ -1,0 +1,217 @@
+r"""Base multi-label losses that CLML is added to (paper.md section 2.4), written from their
+formulas with the reference hyper-parameters.
+
+Notation: logits $s$, $p=\sigma(s)$, targets $y\in\{0,1\}$, summed over batch and classes.
+
+| loss | positives ($y=1$) | negatives ($y=0$) | defaults |
+|---|---|---|---|
+| BCE | $-\log p$ | $-\log(1-p)$ | $p$ clamped to $\ge10^{-8}$ |
+| Focal | $-(1-p)^{\gamma}\log p$ | $-p^{\gamma}\log(1-p)$ | $\gamma=2$, weight without gradient |
+| ASL | $-(1-p)^{\gamma_+}\log p$ | $-p_m^{\gamma_-}\log(1-p_m)$, $p_m=\max(p-m,0)$ | $\gamma_+=0,\gamma_-=4,m=0.05$ |
+| Hill | $-(1-p^{(m)})^{\gamma}\log p^{(m)}$, $p^{(m)}=\sigma(s-m)$ | $(\lambda_H-p)\,p^2$ | $m=1,\gamma=2,\lambda_H=1.5$ |
+| SPLC | focal BCE on $s-m$ | focal BCE; from epoch $e_0$ an unobserved $y$ becomes 1 where $\sigma(s)>\tau_S$ | $m=1,\gamma=2,\tau_S=0.7,e_0=1$ |
+
+Reduction. The reference **sums** (``reduction='sum'``), so the base loss is about $NC\ln2$
+($\approx3.5$k for $N=64$, $C=80$) at initialisation while the CLML term is divided by $N$.
+``reduction='mean'`` divides by the number of counted entries ($NC$ without unknowns); to keep
+the reference's balance, $\lambda$ must then be divided by $NC$ as well:
+$\lambda_{\text{mean}}=\lambda_{\text{sum}}/(NC)$ (see :func:`equivalent_lambda`).
+
+Unknown labels. Targets may be 1/0 (assume-negative, the reference) or 1/0/-1. A -1 is handled
+by the ``unknown`` policy: ``'negative'`` (default: counted as a negative, the assume-negative
+baseline) or ``'ignore'`` (left out of the sum and of the mean's count).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .checks import check_pair
+
+REDUCTIONS = ("sum", "mean")
+UNKNOWN_POLICIES = ("negative", "ignore")
+
+
+class MultiLabelLoss(nn.Module):
+    """Common machinery: validation, unknown-label policy, reduction, float32 computation."""
+
+    def __init__(self, reduction: str = "sum", unknown: str = "negative") -> None:
+        super().__init__()
+        if reduction not in REDUCTIONS:
+            raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+        if unknown not in UNKNOWN_POLICIES:
+            raise ValueError(f"unknown must be one of {UNKNOWN_POLICIES}, got {unknown!r}")
+        self.reduction = reduction
+        self.unknown = unknown
+
+    def elementwise(self, logits: Tensor, targets: Tensor, epoch: int) -> Tensor:
+        """Per-entry loss ``(N, C)`` for float32 logits and 0/1 float targets."""
+        raise NotImplementedError
+
+    def forward(self, logits: Tensor, targets: Tensor, epoch: int = 0) -> Tensor:
+        """Loss of ``logits`` (N, C) against ``targets`` (N, C) in 1/0 or 1/0/-1.
+
+        Returns a 0-dim float32 tensor (float64 for float64 logits), computed outside autocast.
+
+        Raises:
+            ValueError: shape mismatch, non-finite logits, or codes outside 1/0/-1.
+        """
+        check_pair(logits, targets, allow_unknown=True)
+        cd = torch.float64 if logits.dtype == torch.float64 else torch.float32
+        with torch.autocast(device_type=logits.device.type, enabled=False):
+            s = logits.to(cd)  # (N, C)
+            t = targets.to(device=logits.device, dtype=cd)  # (N, C)
+            counted = torch.ones_like(t) if self.unknown == "negative" else (t != -1).to(cd)  # (N, C)
+            y = (t == 1).to(cd)  # (N, C) unknown -> 0 under 'negative'; masked under 'ignore'
+            loss = self.elementwise(s, y, epoch) * counted  # (N, C)
+            total = loss.sum()
+            if self.reduction == "mean":
+                total = total / counted.sum().clamp_min(1.0)
+        return total
+
+
+def _log_clamped(p: Tensor, eps: float) -> Tensor:
+    return torch.log(p.clamp(min=eps))
+
+
+class BCELoss(MultiLabelLoss):
+    r"""Binary cross-entropy $-\sum[y\log p+(1-y)\log(1-p)]$, probabilities clamped at ``eps``."""
+
+    def __init__(self, eps: float = 1e-8, reduction: str = "sum", unknown: str = "negative") -> None:
+        super().__init__(reduction, unknown)
+        self.eps = eps
+
+    def elementwise(self, s: Tensor, y: Tensor, epoch: int) -> Tensor:
+        p = torch.sigmoid(s)  # (N, C)
+        return -(y * _log_clamped(p, self.eps) + (1 - y) * _log_clamped(1 - p, self.eps))
+
+
+class AsymmetricLoss(MultiLabelLoss):
+    r"""ASL (Ridnik et al. 2021): focusing $\gamma_\pm$ and probability margin ``clip`` on negatives.
+
+    Focal weights carry no gradient (as in the ASL / Hill / CLML code). ``gamma_pos = gamma_neg``
+    and ``clip = 0`` give the Focal loss; all zero gives BCE.
+    """
+
+    def __init__(
+        self,
+        gamma_pos: float = 0.0,
+        gamma_neg: float = 4.0,
+        clip: float = 0.05,
+        eps: float = 1e-8,
+        reduction: str = "sum",
+        unknown: str = "negative",
+    ) -> None:
+        super().__init__(reduction, unknown)
+        if min(gamma_pos, gamma_neg, clip) < 0:
+            raise ValueError(f"gamma_pos, gamma_neg and clip must be >= 0, got {gamma_pos}, {gamma_neg}, {clip}")
+        self.gamma_pos, self.gamma_neg, self.clip, self.eps = gamma_pos, gamma_neg, clip, eps
+
+    def elementwise(self, s: Tensor, y: Tensor, epoch: int) -> Tensor:
+        p = torch.sigmoid(s)  # (N, C)
+        q = (1 - p + self.clip).clamp(max=1.0) if self.clip > 0 else 1 - p  # (N, C) 1 - p_m
+        loss = y * _log_clamped(p, self.eps) + (1 - y) * _log_clamped(q, self.eps)  # (N, C)
+        if self.gamma_pos > 0 or self.gamma_neg > 0:
+            with torch.no_grad():
+                pt = y * p + (1 - y) * q  # (N, C) probability of the target class
+                gamma = y * self.gamma_pos + (1 - y) * self.gamma_neg  # (N, C)
+                w = torch.pow(1 - pt, gamma)  # (N, C)
+            loss = loss * w
+        return -loss
+
+
+class FocalLoss(AsymmetricLoss):
+    r"""Focal loss, $\gamma_+=\gamma_-=\gamma=2$, weight without gradient (ASL implementation)."""
+
+    def __init__(self, gamma: float = 2.0, eps: float = 1e-8, reduction: str = "sum", unknown: str = "negative") -> None:
+        super().__init__(gamma, gamma, 0.0, eps, reduction, unknown)
+
+
+class HillLoss(MultiLabelLoss):
+    r"""Hill loss (Zhang et al. 2021): margin-focal positives, hill-shaped negatives.
+
+    Positives: $-(1-p^{(m)})^{\gamma}\log p^{(m)}$ with $p^{(m)}=\sigma(s-m)$; negatives:
+    $(\lambda_H-p)\,p^2$. The weight is part of the formula (it carries gradient).
+    """
+
+    def __init__(
+        self,
+        lamb: float = 1.5,
+        margin: float = 1.0,
+        gamma: float = 2.0,
+        eps: float = 1e-8,
+        reduction: str = "sum",
+        unknown: str = "negative",
+    ) -> None:
+        super().__init__(reduction, unknown)
+        self.lamb, self.margin, self.gamma, self.eps = lamb, margin, gamma, eps
+
+    def elementwise(self, s: Tensor, y: Tensor, epoch: int) -> Tensor:
+        pm = torch.sigmoid(s - self.margin)  # (N, C)
+        p = torch.sigmoid(s)  # (N, C)
+        pos = -torch.pow(1 - pm, self.gamma) * _log_clamped(pm, self.eps)  # (N, C)
+        neg = (self.lamb - p) * p * p  # (N, C)
+        return y * pos + (1 - y) * neg
+
+
+class SPLCLoss(MultiLabelLoss):
+    r"""Self-paced loss correction (Zhang et al. 2021).
+
+    Observed positives use the logit $s-m$; from epoch ``start_epoch`` an unobserved entry with
+    $\sigma(s)>\tau_S$ is treated as positive (with its raw logit). Then focal-weighted BCE,
+    $-(1-p_t)^{\gamma}\log p_t$ (the weight carries gradient here, as in the formula).
+    """
+
+    def __init__(
+        self,
+        tau: float = 0.7,
+        margin: float = 1.0,
+        gamma: float = 2.0,
+        start_epoch: int = 1,
+        reduction: str = "sum",
+        unknown: str = "negative",
+    ) -> None:
+        super().__init__(reduction, unknown)
+        if not 0.0 <= tau <= 1.0:
+            raise ValueError(f"SPLC tau must be in [0, 1], got {tau}")
+        self.tau, self.margin, self.gamma, self.start_epoch = tau, margin, gamma, start_epoch
+
+    def elementwise(self, s: Tensor, y: Tensor, epoch: int) -> Tensor:
+        s = torch.where(y == 1, s - self.margin, s)  # (N, C) margin on observed positives
+        if epoch >= self.start_epoch:
+            with torch.no_grad():
+                y = torch.where(torch.sigmoid(s) > self.tau, torch.ones_like(y), y)  # (N, C)
+        p = torch.sigmoid(s)  # (N, C)
+        pt = y * (1 - p) + (1 - y) * p  # (N, C) = 1 - p_t
+        ce = -(y * F.logsigmoid(s) + (1 - y) * F.logsigmoid(-s))  # (N, C)
+        return torch.pow(pt, self.gamma) * ce
+
+
+BASE_LOSSES = {
+    "BCE": BCELoss,
+    "Focal": FocalLoss,
+    "ASL": AsymmetricLoss,
+    "Hill": HillLoss,
+    "SPLC": SPLCLoss,
+}
+
+
+def make_base_loss(name: str, reduction: str = "sum", unknown: str = "negative", **kwargs) -> MultiLabelLoss:
+    """Build a base loss by name: ``'BCE' | 'Focal' | 'ASL' | 'Hill' | 'SPLC'`` (case-insensitive).
+
+    Raises:
+        ValueError: unknown name (the message lists the choices).
+    """
+    lookup = {k.lower(): v for k, v in BASE_LOSSES.items()}
+    cls = lookup.get(str(name).lower())
+    if cls is None:
+        raise ValueError(f"unknown base loss {name!r}; choose one of {sorted(BASE_LOSSES)}")
+    return cls(reduction=reduction, unknown=unknown, **kwargs)
+
+
+def equivalent_lambda(lambda_sum: float, batch_size: int, num_classes: int) -> float:
+    r"""$\lambda$ for ``reduction='mean'`` that keeps the balance of the reference's
+    ``reduction='sum'`` with weight ``lambda_sum``: $\lambda_{\text{sum}}/(NC)$."""
+    return float(lambda_sum) / (int(batch_size) * int(num_classes))

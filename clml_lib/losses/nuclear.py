@@ -1,0 +1,238 @@
+r"""The low-rank (nuclear-norm) CLML objective, paper.md section 2.3.
+
+$$
+\mathcal L_{\text{low-rank}}(\mathbf Z,\hat{\mathbf Y})=\frac{1}{N}\Big(\sum_{k=1}^{C}
+\max\big(\Delta,\lVert\mathbf Z_k\rVert_*\big)-\lVert\mathbf Z\rVert_*\Big)
+$$
+
+with $\mathbf Z\in\mathbb R^{N\times D}$ the batch features and $\mathbf Z_k$ the rows whose
+(corrected) label $k$ is 1. ``CLMLLoss`` multiplies this by $\lambda$.
+
+Gradients (paper.md 2.5). For $\mathbf A=\mathbf U\boldsymbol\Sigma\mathbf V^\top$ we use the
+subgradient $\mathbf U_r\mathbf V_r^\top$ over the singular values above a cut-off (the $W=0$
+element of the subdifferential; at $\mathbf A=0$ it is $0$). It is carried by autograd, not by a
+hand-written backward, so it is multiplied by ``grad_output`` like every other gradient and stays
+correct under ``GradScaler`` (the official code's custom backward ignores ``grad_output``; see
+:mod:`clml_lib.losses.official`). The trick: with the basis detached,
+
+$$
+\lVert\mathbf A\rVert_* = \operatorname{tr}\big(\mathbf U_r^\top\mathbf A\mathbf V_r\big),\qquad
+\frac{\partial}{\partial\mathbf A}\operatorname{tr}\big(\mathbf U_r^\top\mathbf A\mathbf V_r\big)
+=\mathbf U_r\mathbf V_r^\top .
+$$
+
+Batched route. $\lVert\mathbf Z_k\rVert_*=\sum_r\sqrt{\mu_r}$ with $\mu_r$ the eigenvalues of the
+Gram block $\mathbf G_k=\mathbf Z_k\mathbf Z_k^\top=\mathbf G[\mathcal P_k,\mathcal P_k]$, where
+$\mathbf G=\mathbf Z\mathbf Z^\top$ is computed once. With $\mathbf G_k=\mathbf Q\,\mathrm{diag}(\mu)\mathbf Q^\top$,
+$\mathbf U_r\mathbf V_r^\top=\mathbf M_k\mathbf Z_k$ where
+$\mathbf M_k=\mathbf Q_r\,\mathrm{diag}(\mu_r^{-1/2})\mathbf Q_r^\top$. Scattering every active
+$\mathbf M_k$ into an $N\times N$ matrix $\mathbf B=\sum_{k\ \text{active}}\mathbf E_k\mathbf M_k\mathbf E_k^\top-\mathbf M$
+gives the whole gradient $\partial\mathcal L/\partial\mathbf Z=\mathbf B\mathbf Z/N$, which autograd
+produces from the surrogate $\tfrac{1}{2N}\operatorname{tr}(\mathbf Z^\top\mathbf B\mathbf Z)$.
+One $N\times N$ Gram matrix and one batched ``eigh`` per size bucket replace $C+1$ SVDs of
+$n_k\times D$ matrices.
+
+Numerics. Gram matrices and eigendecompositions are always float64 (even under autocast or for
+float16 features): squaring singular values squares the condition number, and float64 keeps
+the relative noise floor of $\sqrt{\mu}$ near $10^{-7}$. Singular values below
+``max(eps, rel_eps * s_max)`` count as zero (value and gradient). The surrogate that carries the
+gradient runs in float32 (float64 for float64 features), outside autocast.
+
+Decisions (paper.md section 6): $\Delta$ floor kept ($\Delta=1$); the floor's subgradient at
+$\lVert\mathbf Z_k\rVert_*=\Delta$ is 0 (a label is *active* only when strictly above $\Delta$,
+as in the official code); a label absent from the batch adds the constant $\Delta$ with no
+gradient (as the reference does: it shows up in the logged value only); the $1/N$ factor is kept.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from .checks import check_features_labels, check_floating, check_matrix
+
+#: Absolute singular-value cut-off of the official code (singular values below it are dropped).
+SVD_EPS = 1e-6
+#: Relative cut-off for the Gram / eigh route (float64 noise floor is ~1e-7 * s_max at N=64).
+REL_EPS = 1e-6
+
+
+def _compute_dtype(x: Tensor) -> torch.dtype:
+    return torch.float64 if x.dtype == torch.float64 else torch.float32
+
+
+def nuclear_norm(A: Tensor, eps: float = SVD_EPS, rel_eps: float = 0.0) -> Tensor:
+    r"""Nuclear norm $\lVert\mathbf A\rVert_*=\sum_r\sigma_r$ with the subgradient $\mathbf U_r\mathbf V_r^\top$.
+
+    Args:
+        A: matrix of shape ``(n, D)`` (``n`` may be 0: the norm is 0).
+        eps: absolute cut-off; singular values ``<= max(eps, rel_eps * sigma_max)`` are left out
+            of the subgradient (their sum still enters the value).
+        rel_eps: relative cut-off (0 = absolute only, as in the official code).
+
+    Returns:
+        0-dim tensor in float32 (float64 for float64 input). Differentiable through autograd
+        (first order): the gradient is ``grad_output * U_r V_r^T``. At ``A = 0`` it is 0.
+
+    Raises:
+        ValueError: ``A`` is not 2-D, or holds NaN / inf.
+    """
+    if not isinstance(A, Tensor) or A.dim() != 2:
+        got = tuple(A.shape) if isinstance(A, Tensor) else type(A).__name__
+        raise ValueError(f"nuclear_norm expects a 2-D matrix (n, D), got {got}")
+    cd = _compute_dtype(A)
+    if A.numel() == 0:
+        return A.sum().to(cd) * 0.0
+    check_floating(A, "A")
+    with torch.autocast(device_type=A.device.type, enabled=False):
+        Ac = A.to(cd)  # (n, D)
+        with torch.no_grad():
+            U, S, Vh = torch.linalg.svd(Ac.detach().double(), full_matrices=False)  # (n,r) (r,) (r,D)
+            cut = max(float(eps), float(rel_eps) * float(S.max()))
+            keep = S > cut  # (r,)
+            Ur, Vr = U[:, keep].to(cd), Vh[keep].T.to(cd)  # (n, r'), (D, r')
+            value = S.sum().to(cd)
+        # tr(U_r^T A V_r) equals sum of the kept singular values; its gradient is U_r V_r^T
+        surrogate = (Ur * (Ac @ Vr)).sum()  # ()
+        return surrogate + (value - surrogate.detach())
+
+
+def _size_buckets(counts: Tensor) -> list[tuple[int, Tensor]]:
+    """Group present labels by member count into power-of-two buckets: [(padded size, label ids)]."""
+    present = (counts > 0).nonzero().flatten()
+    if present.numel() == 0:
+        return []
+    sizes = counts[present]
+    padded = torch.pow(2, torch.ceil(torch.log2(sizes.double())).long())  # next power of two
+    return [(int(p), present[padded == p]) for p in torch.unique(padded).tolist()]
+
+
+def _pinv_sqrt(gram: Tensor, eps: float, rel_eps: float) -> tuple[Tensor, Tensor]:
+    r"""For a batch of PSD Gram matrices ``(K, n, n)``: nuclear norms ``(K,)`` and
+    $\mathbf M=\mathbf Q_r\mathrm{diag}(\mu_r^{-1/2})\mathbf Q_r^\top$ ``(K, n, n)`` (float64)."""
+    mu, Q = torch.linalg.eigh(gram)  # (K, n), (K, n, n)
+    s = mu.clamp_min(0.0).sqrt()  # (K, n) singular values of Z_k
+    cut = torch.clamp(rel_eps * s.max(dim=-1, keepdim=True).values, min=eps)  # (K, 1)
+    keep = s > cut  # (K, n)
+    norms = (s * keep).sum(-1)  # (K,)
+    inv = torch.where(keep, 1.0 / torch.where(keep, s, torch.ones_like(s)), torch.zeros_like(s))
+    M = (Q * inv.unsqueeze(-2)) @ Q.transpose(-1, -2)  # (K, n, n)
+    return norms, M
+
+
+def low_rank_terms(
+    features: Tensor,
+    labels: Tensor,
+    delta: float = 1.0,
+    global_weight: float = 1.0,
+    eps: float = SVD_EPS,
+    rel_eps: float = REL_EPS,
+) -> tuple[Tensor, dict[str, Tensor]]:
+    r"""Batched low-rank objective and its parts (see the module docstring for the maths).
+
+    Args:
+        features: $\mathbf Z$, shape ``(N, D)``.
+        labels: $\hat{\mathbf Y}$, shape ``(N, C)``, 0/1 (bool allowed).
+        delta: the floor $\Delta \ge 0$.
+        global_weight: weight of $\lVert\mathbf Z\rVert_*$ (1 in the 2023 code; $\lambda$ in the
+            2022 code, paper.md 5.4).
+        eps, rel_eps: singular-value cut-offs (absolute, relative to the largest).
+
+    Returns:
+        ``(loss, parts)``: the 0-dim loss (float32, float64 for float64 features) and a dict of
+        detached float64 tensors: ``label_norms`` ``(C,)`` ($\lVert\mathbf Z_k\rVert_*$, 0 for
+        absent labels), ``global_norm`` ``()``, ``active`` ``(C,)`` bool (labels above the floor).
+
+    Raises:
+        ValueError: bad shapes, non-finite features, labels outside {0, 1}, ``delta < 0``.
+    """
+    check_features_labels(features, labels)
+    if float(delta) < 0:
+        raise ValueError(f"delta must be >= 0, got {delta}")
+    N = features.shape[0]
+    cd = _compute_dtype(features)
+    dev = features.device
+    with torch.autocast(device_type=dev.type, enabled=False):
+        Z = features.to(cd)  # (N, D)
+        with torch.no_grad():
+            Y = labels.to(device=dev).bool()  # (N, C)
+            Z64 = Z.detach().double()  # (N, D)
+            G = Z64 @ Z64.T  # (N, N) Gram matrix, computed once
+            # global term: ||Z||_* and M for the whole batch
+            g_norm, M_glob = _pinv_sqrt(G.unsqueeze(0), eps, rel_eps)  # (1,), (1, N, N)
+            B = -float(global_weight) * M_glob[0]  # (N, N)
+            C = Y.shape[1]
+            counts = Y.sum(0)  # (C,)
+            label_norms = torch.zeros(C, dtype=torch.float64, device=dev)  # (C,)
+            active = torch.zeros(C, dtype=torch.bool, device=dev)  # (C,)
+            # member lists: row indices of each label, sorted, padded with -1
+            order = torch.argsort((~Y).T.to(torch.int8), dim=1, stable=True)  # (C, N) members first
+            for size, ks in _size_buckets(counts):
+                idx = order[ks, :size]  # (K, size) member rows (first `count` are real)
+                valid = torch.arange(size, device=dev).unsqueeze(0) < counts[ks].unsqueeze(1)  # (K, size)
+                idx = torch.where(valid, idx, torch.zeros_like(idx))
+                Gk = G[idx.unsqueeze(-1), idx.unsqueeze(-2)]  # (K, size, size) compacted Gram blocks
+                vv = valid.unsqueeze(-1) & valid.unsqueeze(-2)  # (K, size, size)
+                Gk = torch.where(vv, Gk, torch.zeros_like(Gk))  # zero the padding
+                norms, Mk = _pinv_sqrt(Gk, eps, rel_eps)  # (K,), (K, size, size)
+                on = norms > float(delta)  # (K,) strictly above the floor: max(delta, .) has slope 1
+                label_norms[ks] = norms
+                active[ks] = on
+                Mk = torch.where(vv & on.view(-1, 1, 1), Mk, torch.zeros_like(Mk))
+                rows = idx.unsqueeze(-1).expand_as(Mk)  # (K, size, size)
+                cols = idx.unsqueeze(-2).expand_as(Mk)  # (K, size, size)
+                B.index_put_((rows.reshape(-1), cols.reshape(-1)), Mk.reshape(-1), accumulate=True)
+            floored = torch.clamp(label_norms, min=float(delta))  # (C,) absent labels give delta
+            value = (floored.sum() - float(global_weight) * g_norm[0]) / N  # ()
+        # surrogate 1/(2N) tr(Z^T B Z): value-free carrier of the gradient B Z / N
+        surrogate = 0.5 * (Z * (B.to(cd) @ Z)).sum() / N  # ()
+        loss = surrogate + (value.to(cd) - surrogate.detach())
+    parts = {"label_norms": label_norms, "global_norm": g_norm[0], "active": active}
+    return loss, parts
+
+
+def low_rank_loss(
+    features: Tensor,
+    labels: Tensor,
+    delta: float = 1.0,
+    global_weight: float = 1.0,
+    eps: float = SVD_EPS,
+    rel_eps: float = REL_EPS,
+) -> Tensor:
+    r"""$\frac1N\big(\sum_k\max(\Delta,\lVert\mathbf Z_k\rVert_*)-\lVert\mathbf Z\rVert_*\big)$, batched.
+
+    Shapes: features $\mathbf Z$ ``(N, D)``, labels $\hat{\mathbf Y}$ ``(N, C)`` in {0, 1}.
+    Returns a 0-dim tensor (float32, or float64 for float64 features) computed outside autocast.
+    See :func:`low_rank_terms` for the arguments and errors.
+    """
+    return low_rank_terms(features, labels, delta, global_weight, eps, rel_eps)[0]
+
+
+def low_rank_loss_reference(
+    features: Tensor,
+    labels: Tensor,
+    delta: float = 1.0,
+    global_weight: float = 1.0,
+    eps: float = SVD_EPS,
+) -> Tensor:
+    r"""The same objective as :func:`low_rank_loss`, one SVD per label (the official structure).
+
+    Loops over labels, takes $\mathbf Z_k$ = ``features[labels[:, k] == 1]`` and calls
+    :func:`nuclear_norm`. Used by the tests, the benchmark and the notebooks as the plain
+    reading of the equation. Shapes and errors as :func:`low_rank_loss`.
+    """
+    check_features_labels(features, labels)
+    if float(delta) < 0:
+        raise ValueError(f"delta must be >= 0, got {delta}")
+    check_matrix(labels, "labels", rows=features.shape[0])
+    N = features.shape[0]
+    Y = labels.to(features.device).bool()  # (N, C)
+    total = nuclear_norm(features, eps) * 0.0
+    for k in range(Y.shape[1]):
+        Zk = features[Y[:, k]]  # (n_k, D)
+        if Zk.shape[0] == 0:
+            total = total + float(delta)  # absent label: the constant floor, no gradient
+            continue
+        nk = nuclear_norm(Zk, eps)  # ()
+        total = total + (nk if float(nk.detach()) > float(delta) else nk.detach() * 0.0 + float(delta))
+    return (total - float(global_weight) * nuclear_norm(features, eps)) / N

@@ -1,0 +1,44 @@
+"""One call at the top of every notebook: seeds, print options, plot settings, warnings.
+
+Keeps notebook outputs deterministic so that nbval can compare them (see
+``tests/nbval_sanitize.cfg`` for what is still sanitised).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import torch
+
+from .seed import seed_everything
+
+
+def setup_notebook(seed: int = 0, threads: int = 2) -> None:
+    """Seed everything, fix print options and matplotlib defaults, silence known noise.
+
+    Args:
+        seed: global seed passed to :func:`clml_lib.seed.seed_everything`.
+        threads: torch intra-op threads (2 matches the CI machine; fixes float sums).
+    """
+    seed_everything(seed, deterministic=True)
+    torch.set_num_threads(threads)
+    torch.set_printoptions(precision=4, sci_mode=False, linewidth=100)
+    np.set_printoptions(precision=4, suppress=True, linewidth=100)
+    import matplotlib
+
+    matplotlib.rcParams.update(
+        {"figure.figsize": (6.0, 4.0), "figure.dpi": 80, "savefig.dpi": 80, "font.size": 10}
+    )
+    try:  # inside IPython: PNG figures (SVG breaks nbval), no retina doubling
+        from IPython import get_ipython
+
+        ip = get_ipython()
+        if ip is not None:
+            ip.run_line_magic("matplotlib", "inline")
+            ip.run_line_magic("config", "InlineBackend.figure_formats = ['png']")
+    except ImportError:  # pragma: no cover - IPython is a dependency
+        pass
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", message=".*IProgress not found.*")
