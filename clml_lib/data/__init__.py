@@ -1,0 +1,71 @@
+"""Datasets and missing-label protocols (issue 3; see data/README.md).
+
+* Label lists of the reference splits: :func:`read_label_list`, :func:`write_label_list`.
+* Missing-label simulation and encodings: :func:`simulate_missing`, :func:`split_stats`,
+  :func:`to_unknown_encoding`, :func:`to_assume_negative` (losses take 1/0 observed labels).
+* Datasets, each with ``.classes``, ``.labels`` (N, C) and ``(image, labels)`` items:
+  :class:`CocoMultiLabel`, :class:`VOCMultiLabel`, :class:`NusWideMultiLabel`,
+  :class:`TeachingMultiLabel` (embedded, no download), and :class:`PartialLabelDataset`
+  (observed labels next to the hidden truth).
+* :func:`build_transforms` (squash-resize, Cutout, RandAugment, optional ImageNet normalisation).
+* CLI: ``python -m clml_lib.data.prepare --help``.
+"""
+
+from .classes import (
+    COCO_CATEGORIES,
+    COCO_CATEGORY_IDS,
+    COCO_CLASSES,
+    NUS_WIDE_CLASSES,
+    VOC_CLASSES,
+)
+from .coco import CocoMultiLabel
+from .images import MissingFilesError, load_image
+from .labels import read_label_list, write_label_list
+from .missing import (
+    SETTINGS,
+    UNKNOWN,
+    SplitStats,
+    simulate_missing,
+    split_stats,
+    to_assume_negative,
+    to_unknown_encoding,
+    unknown_mask,
+)
+from .nus import NusWideMultiLabel
+from .partial import PartialLabelDataset
+from .teaching import TEACHING_CLASSES, TEACHING_SCENES, TeachingMultiLabel
+from .transforms import IMAGENET_MEAN, IMAGENET_STD, Cutout, EnsurePIL, build_transforms
+from .voc import DIFFICULT_POLICIES, VOCMultiLabel
+
+__all__ = [
+    "COCO_CATEGORIES",
+    "COCO_CATEGORY_IDS",
+    "COCO_CLASSES",
+    "NUS_WIDE_CLASSES",
+    "VOC_CLASSES",
+    "TEACHING_CLASSES",
+    "TEACHING_SCENES",
+    "CocoMultiLabel",
+    "VOCMultiLabel",
+    "NusWideMultiLabel",
+    "TeachingMultiLabel",
+    "PartialLabelDataset",
+    "MissingFilesError",
+    "load_image",
+    "read_label_list",
+    "write_label_list",
+    "SETTINGS",
+    "UNKNOWN",
+    "SplitStats",
+    "simulate_missing",
+    "split_stats",
+    "to_assume_negative",
+    "to_unknown_encoding",
+    "unknown_mask",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "Cutout",
+    "EnsurePIL",
+    "build_transforms",
+    "DIFFICULT_POLICIES",
+]

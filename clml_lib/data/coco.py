@@ -1,0 +1,208 @@
+"""MS-COCO 2014 as a multi-label dataset (the CLML / Hill / ASL protocol).
+
+Layout (the official download, unpacked)::
+
+    root/annotations/instances_train2014.json
+    root/annotations/instances_val2014.json
+    root/train2014/COCO_train2014_000000000009.jpg ...
+    root/val2014/COCO_val2014_000000000042.jpg ...
+
+Labels come from the instances annotations (read with pycocotools): class ``i`` is the ``i``-th
+category by id (``classes.COCO_CLASSES``), an image is positive for every category it has an
+annotation of (``iscrowd`` annotations included, as in the reference ``CocoDetection``), and only
+images with at least one annotation are kept: 82,081 train and 40,137 val images. A reference
+split file (``coco_train_0.4left.txt`` ...) given as ``label_list`` overrides the labels.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from .classes import COCO_CATEGORY_IDS
+from .images import check_files_exist, load_image
+from .labels import read_label_list
+from .missing import _check_binary
+
+COCO_LAYOUT = (
+    "root/annotations/instances_{split}{year}.json and root/{split}{year}/*.jpg "
+    "(e.g. root/annotations/instances_train2014.json, "
+    "root/train2014/COCO_train2014_000000000009.jpg)"
+)
+#: Images with at least one annotation in the real COCO-2014 files.
+COCO2014_ANNOTATED = {"train": 82_081, "val": 40_137}
+
+
+def _list_problem(what: str, items: list[str], limit: int = 20) -> str:
+    shown = ", ".join(repr(x) for x in items[:limit])
+    more = f" ... and {len(items) - limit} more" if len(items) > limit else ""
+    return f"{len(items)} {what}: {shown}{more}"
+
+
+class CocoMultiLabel(Dataset):
+    """MS-COCO (2014 layout) multi-label classification dataset.
+
+    Args:
+        root: the COCO folder (see the module docstring for the layout).
+        split: ``'train'`` or ``'val'`` (``'train2014'``/``'val2014'`` also accepted).
+        label_list: optional reference split: a path to a label list (``read_label_list``
+            format, indices in ``COCO_CLASSES`` order) or a ``(names, labels (N, C))`` pair.
+            Its images, in its order, with its labels, replace the annotation-derived ones; the
+            annotation labels of the same images stay available as ``true_labels``.
+        transform: applied to the PIL image in ``__getitem__``.
+        year: ``'2014'`` (default) or ``'2017'`` (file names then have no ``COCO_`` prefix).
+        verify_files: check at construction that every image file exists (default True).
+
+    Attributes:
+        classes: the C category names sorted by category id (the 80 ``COCO_CLASSES`` for the
+            real files).
+        category_ids: the category id of each class (non-contiguous).
+        names: image file names, (N,).
+        paths: image paths, (N,).
+        labels: float tensor (N, C) 0/1, the labels served (the label list's if given).
+        true_labels: float tensor (N, C) 0/1, labels from the annotations for the same images.
+
+    ``__getitem__(i)`` -> ``(image, labels_i)``: a PIL RGB image (or ``transform(image)``) and a
+    float tensor (C,).
+
+    Raises:
+        FileNotFoundError: root, annotation file or image folder missing (the message gives the
+            expected layout); ``images.MissingFilesError`` (a FileNotFoundError) listing every
+            missing image file.
+        ValueError: unknown split; an unreadable annotation file; an annotation of an unknown
+            category or image; a label list whose names are not images of the annotation file
+            (all of them are listed), whose class count is not C, or used with category ids
+            other than the 80 COCO ones.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        split: str = "train",
+        label_list: str | os.PathLike | tuple[list[str], torch.Tensor] | None = None,
+        transform: Callable | None = None,
+        year: str = "2014",
+        verify_files: bool = True,
+    ) -> None:
+        year = str(year)
+        if split.endswith(year):
+            split = split[: -len(year)]
+        if split not in ("train", "val"):
+            raise ValueError(f"split must be 'train' or 'val', got {split!r}")
+        root = Path(root)
+        layout = COCO_LAYOUT.format(split=split, year=year)
+        if not root.is_dir():
+            raise FileNotFoundError(f"COCO root not found: {root}; expected layout: {layout}")
+        ann_file = root / "annotations" / f"instances_{split}{year}.json"
+        if not ann_file.is_file():
+            raise FileNotFoundError(
+                f"COCO annotation file not found: {ann_file}; expected layout: {layout}"
+            )
+        image_dir = root / f"{split}{year}"
+        if not image_dir.is_dir():
+            raise FileNotFoundError(
+                f"COCO image folder not found: {image_dir}; expected layout: {layout}"
+            )
+
+        from pycocotools.coco import COCO  # imported here: only the COCO dataset needs it
+
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):
+                coco = COCO(str(ann_file))
+        except (json.JSONDecodeError, KeyError, TypeError, AssertionError, UnicodeError) as err:
+            raise ValueError(f"cannot read COCO annotation file {ann_file}: {err!r}") from err
+
+        cats = sorted(coco.loadCats(coco.getCatIds()), key=lambda c: c["id"])
+        if not cats:
+            raise ValueError(f"{ann_file}: no categories")
+        self.category_ids: list[int] = [int(c["id"]) for c in cats]
+        self.classes: list[str] = [str(c["name"]) for c in cats]
+        cat_index = {cid: k for k, cid in enumerate(self.category_ids)}
+        num_classes = len(cats)
+
+        # annotation labels of every image listed in the file
+        file_of = {int(img_id): str(img["file_name"]) for img_id, img in coco.imgs.items()}
+        ann_labels: dict[int, set[int]] = {}
+        for ann in coco.dataset.get("annotations", []):
+            img_id, cid = int(ann["image_id"]), int(ann["category_id"])
+            if img_id not in file_of:
+                raise ValueError(
+                    f"{ann_file}: annotation {ann.get('id')} refers to unknown image id {img_id}"
+                )
+            if cid not in cat_index:
+                raise ValueError(
+                    f"{ann_file}: annotation {ann.get('id')} has unknown category id {cid}"
+                )
+            ann_labels.setdefault(img_id, set()).add(cat_index[cid])
+
+        def label_matrix(img_ids: list[int]) -> torch.Tensor:
+            y = np.zeros((len(img_ids), num_classes), dtype=np.float32)  # (N, C)
+            for i, img_id in enumerate(img_ids):
+                y[i, sorted(ann_labels.get(img_id, ()))] = 1.0
+            return torch.from_numpy(y)
+
+        if label_list is None:
+            img_ids = sorted(ann_labels)  # images with at least one annotation, by id
+            self.names = [file_of[i] for i in img_ids]
+            self.labels = label_matrix(img_ids)
+            self.true_labels = self.labels
+        else:
+            if self.category_ids != COCO_CATEGORY_IDS:
+                raise ValueError(
+                    f"{ann_file}: a label list needs the 80 COCO categories (ids "
+                    f"{COCO_CATEGORY_IDS[0]}..{COCO_CATEGORY_IDS[-1]}), the file has "
+                    f"{num_classes} categories"
+                )
+            if isinstance(label_list, (str, os.PathLike)):
+                names, labels = read_label_list(label_list, num_classes)
+                source = str(label_list)
+            else:
+                names, labels = label_list
+                names, labels = list(names), torch.as_tensor(labels, dtype=torch.float32)
+                source = "label_list"
+                if labels.shape != (len(names), num_classes):
+                    raise ValueError(
+                        f"label_list labels must be ({len(names)}, {num_classes}), "
+                        f"got {tuple(labels.shape)}"
+                    )
+                _check_binary(labels, "label_list labels")
+            id_of = {name: img_id for img_id, name in file_of.items()}
+            unknown = [n for n in names if n not in id_of]
+            if unknown:
+                raise ValueError(
+                    f"{source}: " + _list_problem(f"images not in {ann_file.name}", unknown)
+                )
+            img_ids = [id_of[n] for n in names]
+            self.names = list(names)
+            self.labels = labels
+            self.true_labels = label_matrix(img_ids)
+
+        self.root, self.split, self.year = root, split, year
+        self.image_dir = image_dir
+        self.paths = [image_dir / n for n in self.names]
+        self.transform = transform
+        if verify_files:
+            check_files_exist(self.paths, f"COCO {split}{year} image files", layout)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int):
+        image = load_image(self.paths[i])
+        if self.transform is not None:
+            image = self.transform(image)
+        return image, self.labels[i].clone()
+
+    def __repr__(self) -> str:
+        return (
+            f"CocoMultiLabel(root={str(self.root)!r}, split={self.split!r}, images={len(self)}, "
+            f"classes={len(self.classes)})"
+        )

@@ -1,0 +1,111 @@
+"""NUS-WIDE (81 concepts) as a multi-label dataset, with images listed by a label list.
+
+NUS-WIDE has no single canonical image release (the original Flickr URLs have died; papers use
+the ASL 70/30 split, Cole et al.'s re-crawl, or the official ``Flickr.zip``: field.md 5), so the
+dataset is defined by a label list such as the CLML repository's ``nus_train_full.txt`` /
+``nus_val.txt`` (``0001_2124494179.jpg, 13 24``). Layout::
+
+    root/images/<name from the list>      (or root/<name> when root/images does not exist)
+
+Class ``i`` is the ``i``-th concept of ``Concepts81.txt`` (``classes.NUS_WIDE_CLASSES``).
+The released lists contain the malformed line ``0437_424259217.jpg,2.``: it is read as class 2
+with a warning (see ``labels.read_label_list``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+from torch.utils.data import Dataset
+
+from .classes import NUS_WIDE_CLASSES
+from .images import check_files_exist, load_image
+from .labels import read_label_list
+from .missing import _check_binary
+
+NUS_LAYOUT = "root/images/<name>.jpg (or root/<name>.jpg), names and labels from the label list"
+
+
+class NusWideMultiLabel(Dataset):
+    """NUS-WIDE multi-label dataset over the images of a label list.
+
+    Args:
+        root: folder holding the images (directly or in ``images/``).
+        label_list: a path to a label list (``read_label_list`` format) or a ``(names,
+            labels (N, C))`` pair.
+        transform: applied to the PIL image in ``__getitem__``.
+        classes: class names (default the 81 ``NUS_WIDE_CLASSES``); C = ``len(classes)``.
+        image_dir: the image folder, overriding the ``root/images`` / ``root`` rule.
+        verify_files: check at construction that every image file exists (default True).
+
+    Attributes:
+        classes, names (N,), paths (N,), labels: float tensor (N, C) 0/1.
+
+    ``__getitem__(i)`` -> ``(image, labels_i)``: a PIL RGB image (or ``transform(image)``) and a
+    float tensor (C,).
+
+    Raises:
+        FileNotFoundError: root, image folder or label list missing (message gives the expected
+            layout); ``MissingFilesError`` listing every missing image file.
+        ValueError: any label-list error of ``read_label_list`` (file:line); labels of the wrong
+            shape or not 0/1.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        label_list: str | os.PathLike | tuple[list[str], torch.Tensor],
+        transform: Callable | None = None,
+        classes: Sequence[str] | None = None,
+        image_dir: str | os.PathLike | None = None,
+        verify_files: bool = True,
+    ) -> None:
+        root = Path(root)
+        if not root.is_dir():
+            raise FileNotFoundError(
+                f"NUS-WIDE root not found: {root}; expected layout: {NUS_LAYOUT}"
+            )
+        self.classes: list[str] = list(classes) if classes is not None else list(NUS_WIDE_CLASSES)
+        if image_dir is None:
+            image_dir = root / "images" if (root / "images").is_dir() else root
+        image_dir = Path(image_dir)
+        if not image_dir.is_dir():
+            raise FileNotFoundError(
+                f"NUS-WIDE image folder not found: {image_dir}; expected layout: {NUS_LAYOUT}"
+            )
+        if isinstance(label_list, (str, os.PathLike)):
+            names, labels = read_label_list(label_list, len(self.classes))
+        else:
+            names, labels = label_list
+            names, labels = list(names), torch.as_tensor(labels, dtype=torch.float32)
+            if labels.shape != (len(names), len(self.classes)):
+                raise ValueError(
+                    f"label_list labels must be ({len(names)}, {len(self.classes)}), "
+                    f"got {tuple(labels.shape)}"
+                )
+            _check_binary(labels, "label_list labels")
+        self.root, self.image_dir = root, image_dir
+        self.names = names
+        self.paths = [image_dir / n for n in names]
+        self.labels = labels  # (N, C)
+        self.transform = transform
+        if verify_files:
+            check_files_exist(self.paths, "NUS-WIDE image files", NUS_LAYOUT)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int):
+        image = load_image(self.paths[i])
+        if self.transform is not None:
+            image = self.transform(image)
+        return image, self.labels[i].clone()
+
+    def __repr__(self) -> str:
+        return (
+            f"NusWideMultiLabel(root={str(self.root)!r}, images={len(self)}, "
+            f"classes={len(self.classes)})"
+        )

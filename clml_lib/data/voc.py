@@ -1,0 +1,188 @@
+"""PASCAL VOC (2007 by default) as a multi-label dataset, read from the VOCdevkit XML layout.
+
+Layout (the official ``VOCtrainval_06-Nov-2007.tar`` + ``VOCtest_06-Nov-2007.tar``, unpacked)::
+
+    root/VOCdevkit/VOC2007/Annotations/000005.xml ...
+    root/VOCdevkit/VOC2007/ImageSets/Main/{train,val,trainval,test}.txt
+    root/VOCdevkit/VOC2007/JPEGImages/000005.jpg ...
+
+``root`` may also be the ``VOCdevkit`` folder or the ``VOC2007`` folder itself.
+
+**Difficult objects.** VOC marks some objects ``<difficult>1</difficult>``. The standard VOC
+classification protocol neither rewards nor penalises them: an image whose only instances of a
+class are difficult is *excluded* from that class's AP. Policies (``difficult=``):
+
+* ``'positive'`` (default): the class is labelled 1. The object *is* in the image; labelling it 0
+  would plant exactly the kind of false negative this project studies, so training labels keep
+  it.
+* ``'negative'``: only non-difficult objects make a label 1 (difficult-only classes are 0).
+* ``'ignore'``: difficult-only classes are -1 (the 1/0/-1 "unknown" encoding, see
+  ``missing.py``): for the standard evaluation (skip -1 targets in AP) or for losses with an
+  ``unknown`` policy. ``labels`` is then not a 0/1 matrix.
+
+Whatever the policy, ``difficult_mask`` (N, C) marks the difficult-only entries, so an
+evaluation can follow the VOC protocol with the default labels too.
+"""
+
+from __future__ import annotations
+
+import os
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from .classes import VOC_CLASSES
+from .images import check_files_exist, load_image
+
+VOC_LAYOUT = (
+    "root/VOCdevkit/VOC{year}/{{Annotations/<id>.xml, ImageSets/Main/<image_set>.txt, "
+    "JPEGImages/<id>.jpg}} (root may also be the VOCdevkit or the VOC{year} folder)"
+)
+DIFFICULT_POLICIES = ("positive", "negative", "ignore")
+
+
+def _find_voc_dir(root: Path, year: str) -> Path | None:
+    for cand in (root / "VOCdevkit" / f"VOC{year}", root / f"VOC{year}", root):
+        if (cand / "Annotations").is_dir() and (cand / "ImageSets" / "Main").is_dir():
+            return cand
+    return None
+
+
+class VOCMultiLabel(Dataset):
+    """PASCAL VOC multi-label classification dataset (20 classes, standard order).
+
+    Args:
+        root: folder holding ``VOCdevkit`` (or the ``VOCdevkit`` / ``VOC<year>`` folder).
+        year: ``'2007'`` (default) or ``'2012'``.
+        image_set: a list in ``ImageSets/Main``: ``'trainval'`` (default), ``'train'``,
+            ``'val'`` or ``'test'``.
+        difficult: ``'positive'`` (default) | ``'negative'`` | ``'ignore'`` (see the module
+            docstring).
+        transform: applied to the PIL image in ``__getitem__``.
+        verify_files: check at construction that every image file exists (default True).
+
+    Attributes:
+        classes: ``VOC_CLASSES``.
+        ids: image ids (N,), in image-set order.
+        names: image file names ``<id>.jpg``.
+        paths: image paths.
+        labels: float tensor (N, C): 0/1 (-1 for difficult-only entries with ``'ignore'``).
+        difficult_mask: bool tensor (N, C): the class is present only as difficult objects.
+
+    ``__getitem__(i)`` -> ``(image, labels_i)``: a PIL RGB image (or ``transform(image)``) and a
+    float tensor (C,).
+
+    Raises:
+        FileNotFoundError: root or VOC folder missing (message gives the expected layout); image
+            set file missing (message lists the available ones); ``MissingFilesError`` listing
+            every missing annotation or image file.
+        ValueError: unknown difficult policy; empty image set or a duplicated id (file:line);
+            an unparsable XML file or an object of an unknown class (file named).
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        year: str = "2007",
+        image_set: str = "trainval",
+        difficult: str = "positive",
+        transform: Callable | None = None,
+        verify_files: bool = True,
+    ) -> None:
+        if difficult not in DIFFICULT_POLICIES:
+            raise ValueError(f"difficult must be one of {DIFFICULT_POLICIES}, got {difficult!r}")
+        year = str(year)
+        root = Path(root)
+        layout = VOC_LAYOUT.format(year=year)
+        if not root.is_dir():
+            raise FileNotFoundError(f"VOC root not found: {root}; expected layout: {layout}")
+        voc = _find_voc_dir(root, year)
+        if voc is None:
+            raise FileNotFoundError(
+                f"no VOC{year} folder with Annotations/ and ImageSets/Main/ under {root}; "
+                f"expected layout: {layout}"
+            )
+        set_file = voc / "ImageSets" / "Main" / f"{image_set}.txt"
+        if not set_file.is_file():
+            lists = (voc / "ImageSets" / "Main").glob("*.txt")
+            available = sorted(p.stem for p in lists if "_" not in p.stem)  # not <class>_<set>
+            raise FileNotFoundError(f"VOC image set not found: {set_file}; available: {available}")
+        ids: list[str] = []
+        seen: dict[str, int] = {}
+        with open(set_file, encoding="utf-8") as fh:
+            for lineno, raw in enumerate(fh, start=1):
+                img_id = raw.strip()
+                if not img_id:
+                    continue
+                if img_id in seen:
+                    raise ValueError(
+                        f"{set_file}:{lineno}: image id {img_id!r} listed again "
+                        f"(first at line {seen[img_id]})"
+                    )
+                seen[img_id] = lineno
+                ids.append(img_id)
+        if not ids:
+            raise ValueError(f"{set_file}: empty image set")
+
+        xml_paths = [voc / "Annotations" / f"{i}.xml" for i in ids]
+        check_files_exist(xml_paths, f"VOC{year} annotation files", layout)
+        index = {name: k for k, name in enumerate(VOC_CLASSES)}
+        any_obj = np.zeros((len(ids), len(VOC_CLASSES)), dtype=bool)  # (N, C)
+        easy_obj = np.zeros_like(any_obj)  # (N, C) non-difficult objects
+        for i, xml_path in enumerate(xml_paths):
+            try:
+                tree = ET.parse(xml_path)
+            except ET.ParseError as err:
+                raise ValueError(f"cannot parse VOC annotation {xml_path}: {err}") from err
+            for obj in tree.getroot().iter("object"):
+                name = (obj.findtext("name") or "").strip()
+                if name not in index:
+                    raise ValueError(
+                        f"{xml_path}: unknown VOC class {name!r} "
+                        "(expected one of the 20 VOC_CLASSES)"
+                    )
+                flag = (obj.findtext("difficult") or "0").strip()
+                if flag not in ("0", "1"):
+                    raise ValueError(f"{xml_path}: <difficult> must be 0 or 1, got {flag!r}")
+                any_obj[i, index[name]] = True
+                if flag == "0":
+                    easy_obj[i, index[name]] = True
+        hard_only = any_obj & ~easy_obj  # (N, C)
+        if difficult == "positive":
+            labels = any_obj.astype(np.float32)
+        elif difficult == "negative":
+            labels = easy_obj.astype(np.float32)
+        else:
+            # -1 where a class has only difficult objects
+            labels = easy_obj.astype(np.float32) - hard_only.astype(np.float32)
+
+        self.root, self.voc_dir, self.year, self.image_set = root, voc, year, image_set
+        self.difficult = difficult
+        self.classes: list[str] = list(VOC_CLASSES)
+        self.ids = ids
+        self.names = [f"{i}.jpg" for i in ids]
+        self.paths = [voc / "JPEGImages" / n for n in self.names]
+        self.labels = torch.from_numpy(labels)  # (N, C)
+        self.difficult_mask = torch.from_numpy(hard_only)  # (N, C) bool
+        self.transform = transform
+        if verify_files:
+            check_files_exist(self.paths, f"VOC{year} image files", layout)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int):
+        image = load_image(self.paths[i])
+        if self.transform is not None:
+            image = self.transform(image)
+        return image, self.labels[i].clone()
+
+    def __repr__(self) -> str:
+        return (
+            f"VOCMultiLabel(root={str(self.root)!r}, year={self.year!r}, "
+            f"image_set={self.image_set!r}, difficult={self.difficult!r}, images={len(self)})"
+        )

@@ -1,0 +1,115 @@
+"""The preparation CLI: layout checks, the written split, the printed statistics, the errors."""
+
+from __future__ import annotations
+
+import runpy
+import sys
+
+import pytest
+import torch
+
+from clml_lib.data import CocoMultiLabel, read_label_list, simulate_missing
+from clml_lib.data.prepare import main, prepare
+
+try:  # tests/ on sys.path (pytest's default rootdir import mode)
+    from data_fixtures import make_coco_tree, make_voc_tree, write_jpeg
+except ImportError:  # tests imported as a package
+    from tests.data_fixtures import make_coco_tree, make_voc_tree, write_jpeg
+
+
+@pytest.fixture(scope="module")
+def coco_root(tmp_path_factory):
+    return make_coco_tree(tmp_path_factory.mktemp("coco"), num_train=30, num_val=5, image_size=32, seed=1)
+
+
+def test_coco_split_written_and_stats_printed(coco_root, tmp_path, capsys):
+    out = tmp_path / "splits" / "coco_40left.txt"
+    rc = main(["--dataset", "coco", "--root", str(coco_root), "--setting", "40left", "--seed", "5", "--out", str(out)])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    ds = CocoMultiLabel(coco_root, "train")
+    names, observed = read_label_list(out, 80)
+    assert names == ds.names
+    assert torch.equal(observed, simulate_missing(ds.labels, "40left", seed=5))
+    assert f"coco: {len(ds)} images, 80 classes, all image files present" in printed
+    assert "31 .jpg files on disk" in printed  # 30 annotated + 1 without annotation
+    assert "the real COCO-2014 train set has 82,081 images with annotations" in printed
+    assert f"positives            {int(ds.labels.sum())}" in printed
+    assert "kept fraction" in printed and "person" in printed
+
+
+def test_prepare_function_returns_stats(coco_root, tmp_path):
+    stats = prepare("coco", coco_root, "single", 0, tmp_path / "s.txt", split="val", verbose=False)
+    assert stats.images == 5 and stats.observed_positives == 5 and stats.observed_empty_images == 0
+    assert stats.invented == 0
+
+
+def test_voc_and_nus(tmp_path, capsys):
+    objects = {"000001": [("dog", 0), ("person", 0)], "000002": [("cat", 0), ("person", 1)]}
+    make_voc_tree(tmp_path / "voc", objects, {"trainval": ["000001", "000002"]})
+    out = tmp_path / "voc.txt"
+    assert main(["--dataset", "voc", "--root", str(tmp_path / "voc"), "--setting", "full", "--out", str(out)]) == 0
+    assert out.read_text() == "000001.jpg, 11 14\n000002.jpg, 7 14\n"  # difficult person kept ('positive')
+    assert main(["--dataset", "voc", "--root", str(tmp_path / "voc"), "--setting", "full", "--difficult", "negative", "--out", str(out)]) == 0
+    assert out.read_text() == "000001.jpg, 11 14\n000002.jpg, 7\n"
+    assert "1 difficult-only labels" in capsys.readouterr().out
+
+    root = tmp_path / "nus"
+    for n in ("0001_1.jpg", "0437_424259217.jpg"):
+        write_jpeg(root / "images" / n, 16)
+    lst = tmp_path / "nus_train_full.txt"
+    lst.write_text("0001_1.jpg, 3 4 5\n0437_424259217.jpg,2.\n")
+    out = tmp_path / "nus_single.txt"
+    with pytest.warns(UserWarning, match="trailing dot"):
+        rc = main(["--dataset", "nus", "--root", str(root), "--label-list", str(lst), "--setting", "single", "--out", str(out)])
+    assert rc == 0
+    names, observed = read_label_list(out, 81)
+    assert names == ["0001_1.jpg", "0437_424259217.jpg"]
+    assert observed.sum(1).tolist() == [1.0, 1.0] and observed[1, 2] == 1 and observed[0, 3:6].sum() == 1
+
+
+def test_errors_are_reported(coco_root, tmp_path, capsys):
+    out = tmp_path / "x.txt"
+    rc = main(["--dataset", "coco", "--root", str(tmp_path / "nowhere"), "--setting", "full", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert rc == 1 and "error: COCO root not found" in err and "expected layout: root/annotations/instances_train2014.json" in err
+    rc = main(["--dataset", "nus", "--root", str(tmp_path), "--setting", "full", "--out", str(out)])
+    assert rc == 1 and "--dataset nus needs --label-list" in capsys.readouterr().err
+    rc = main(["--dataset", "coco", "--root", str(coco_root), "--setting", "half", "--out", str(out)])
+    assert rc == 1 and "unknown missing-label setting 'half'" in capsys.readouterr().err
+    assert not out.exists()
+    with pytest.raises(SystemExit) as info:  # argparse usage error
+        main(["--dataset", "imagenet", "--root", ".", "--setting", "full", "--out", str(out)])
+    assert info.value.code == 2
+
+
+def test_all_missing_files_listed_then_fail(tmp_path, capsys):
+    root = make_coco_tree(tmp_path / "coco", num_train=6, num_val=2, image_size=16)
+    images = sorted((root / "train2014").glob("*.jpg"))
+    ds = CocoMultiLabel(root, "train")
+    gone = [root / "train2014" / ds.names[k] for k in (0, 2, 5)]
+    for p in gone:
+        p.unlink()
+    out = tmp_path / "split.txt"
+    rc = main(["--dataset", "coco", "--root", str(root), "--setting", "single", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert rc == 1 and not out.exists() and len(images) == 7
+    assert "error: 3 COCO train2014 image files missing:" in err
+    for p in gone:
+        assert f"  {p}\n" in err
+    assert "expected layout: root/annotations/instances_train2014.json" in err
+
+
+def test_module_entry_point(coco_root, tmp_path, monkeypatch, capsys):
+    """``python -m clml_lib.data.prepare`` runs the module as __main__ (in-process here: a fresh
+    interpreter would spend its time importing torch)."""
+    out = tmp_path / "cli.txt"
+    argv = ["prepare", "--dataset", "coco", "--root", str(coco_root), "--setting", "75left", "--seed", "2", "--out", str(out)]
+    monkeypatch.setattr(sys, "argv", argv)
+    monkeypatch.delitem(sys.modules, "clml_lib.data.prepare")  # as in a fresh `python -m`
+    with pytest.raises(SystemExit) as info:
+        runpy.run_module("clml_lib.data.prepare", run_name="__main__", alter_sys=True)
+    assert info.value.code == 0
+    assert "wrote" in capsys.readouterr().out and out.is_file()
+    ds = CocoMultiLabel(coco_root, "train")
+    assert torch.equal(read_label_list(out, 80)[1], simulate_missing(ds.labels, "75left", seed=2))

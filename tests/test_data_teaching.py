@@ -1,0 +1,119 @@
+"""The embedded teaching set: rendering, determinism, label structure, and a few training steps."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import torch
+import torch.nn as nn
+
+from clml_lib.data import (
+    TEACHING_CLASSES,
+    PartialLabelDataset,
+    TeachingMultiLabel,
+    build_transforms,
+    simulate_missing,
+)
+from clml_lib.data import teaching as teaching_module
+
+
+def test_renders_real_images():
+    ds = TeachingMultiLabel("train", num_images=300, image_size=32, seed=0)
+    assert len(ds) == 300 and ds.classes == TEACHING_CLASSES and 10 <= len(ds.classes) <= 20
+    image, y = ds[0]
+    assert image.shape == (3, 32, 32) and image.dtype == torch.float32
+    assert 0.0 <= float(image.min()) and float(image.max()) <= 1.0
+    assert y.shape == (12,) and torch.equal(y, ds.labels[0])
+    images, labels = ds.tensors()
+    assert images.shape == (300, 3, 32, 32) and labels.shape == (300, 12)
+    # real pixels: every image has structure (not constant, not pure noise around one colour)
+    per_image_std = images.flatten(1).std(1)  # (N,)
+    assert float(per_image_std.min()) > 0.05
+    # labels: 0/1, 1..4 objects per image, ~2-3.5 on average
+    assert set(labels.unique().tolist()) == {0.0, 1.0}
+    per_image = labels.sum(1)
+    assert int(per_image.min()) >= 1 and int(per_image.max()) <= 4
+    assert 2.0 < float(per_image.mean()) < 3.5
+    assert bool((labels.sum(0) > 0).all())  # every class occurs
+
+
+def test_deterministic_and_split_streams():
+    a = TeachingMultiLabel("val", num_images=200, seed=3)
+    teaching_module._generate.cache_clear()  # regenerate from scratch, not from the cache
+    b = TeachingMultiLabel("val", num_images=200, seed=3)
+    assert torch.equal(a.images, b.images) and torch.equal(a.labels, b.labels)
+    assert a.images.data_ptr() != b.images.data_ptr()  # each dataset owns its pixels
+    test = TeachingMultiLabel("test", num_images=200, seed=3)
+    other_seed = TeachingMultiLabel("val", num_images=200, seed=4)
+    assert not torch.equal(a.images, test.images) and not torch.equal(a.labels, test.labels)
+    assert not torch.equal(a.images, other_seed.images)
+
+
+def test_label_cooccurrence_structure():
+    ds = TeachingMultiLabel("train", seed=0)
+    y = ds.labels  # (N, C)
+    c = TEACHING_CLASSES.index
+    p_star = y[:, c("star")].mean()
+    p_star_given_crescent = y[y[:, c("crescent")] == 1, c("star")].mean()
+    p_star_given_square = y[y[:, c("square")] == 1, c("star")].mean()
+    assert p_star_given_crescent > 2 * p_star  # labels that go together
+    assert p_star_given_square < 0.5 * p_star  # labels that rarely meet
+
+
+def test_generation_is_fast():
+    teaching_module._generate.cache_clear()
+    t0 = time.process_time()  # CPU time: robust to a machine shared with other jobs
+    for split in ("train", "val", "test"):
+        TeachingMultiLabel(split, seed=123)
+    assert time.process_time() - t0 < 10.0  # ~1.5 s of CPU for the 3,500 default images
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"split": "training"}, r"split must be one of \['test', 'train', 'val'\], got 'training'"),
+        ({"num_images": 0}, "num_images must be a positive int, got 0"),
+        ({"image_size": 8}, "image_size must be an int >= 16, got 8"),
+        ({"seed": -2}, "seed must be a non-negative int, got -2"),
+    ],
+)
+def test_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        TeachingMultiLabel(**kwargs)
+
+
+def test_transforms_and_partial_labels():
+    torch.manual_seed(0)
+    ds = TeachingMultiLabel("train", num_images=64, transform=build_transforms(True, image_size=40))
+    x, _ = ds[0]
+    assert x.shape == (3, 40, 40)
+    base = TeachingMultiLabel("train", num_images=64)
+    observed = simulate_missing(base.labels, "40left", seed=0)
+    partial = PartialLabelDataset(base, observed)
+    image, obs, truth = partial[5]
+    assert torch.equal(image, base[5][0]) and torch.equal(truth, base.labels[5])
+    assert bool((obs <= truth).all()) and obs.sum() >= 1
+
+
+def test_tiny_model_trains_a_few_steps():
+    torch.manual_seed(0)
+    ds = TeachingMultiLabel("train", num_images=256, seed=0)
+    observed = simulate_missing(ds.labels, "40left", seed=0)
+    loader = torch.utils.data.DataLoader(PartialLabelDataset(ds, observed), batch_size=64, shuffle=True)
+    model = nn.Sequential(
+        nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(), nn.Linear(32, len(ds.classes)),
+    )  # fmt: skip
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(3):  # 3 epochs x 4 steps
+        for x, obs, _truth in loader:
+            loss = nn.functional.binary_cross_entropy_with_logits(model(x), obs)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+    assert all(torch.isfinite(torch.tensor(losses)))
+    assert sum(losses[-3:]) / 3 < 0.8 * sum(losses[:3]) / 3
