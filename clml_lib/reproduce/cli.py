@@ -1,0 +1,105 @@
+"""Command line of the grid driver: ``python -m clml_lib.reproduce --grid NAME ...``.
+
+Examples::
+
+    python -m clml_lib.reproduce --grid teaching                 # the main job (CPU)
+    python -m clml_lib.reproduce --grid teaching --dry-run       # plan and validate only
+    python -m clml_lib.reproduce --grid coco_table --seeds 0 1 2 \\
+        --set data_root=/data/coco --set device=cuda:0 --timeout 86400
+    python -m clml_lib.reproduce --list                          # grids and presets
+    python -m clml_lib.reproduce --write-presets                 # regenerate params/*.yaml
+
+Exit status: 0 when every run finished (or was skipped as finished), 1 when some run failed
+(they are listed; the others still ran and were collated; with ``--dry-run``: some run folder
+holds another configuration), 2 for a bad grid, preset or parameter (nothing ran).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from clml_lib.paths import PARAMS
+
+from .collate import collate
+from .grid import GRIDS, GridError, _rel, available_presets, load_grid, parse_sets, run_grid
+from .presets import write_presets
+
+
+_PAPERMILL_CHATTER = ("Executing Cell", "Ending Cell", "Input Notebook", "Output Notebook",
+                      "Executing notebook with kernel")
+
+
+def _quiet_papermill(record: logging.LogRecord) -> bool:
+    """Keep the notebooks' own output in the log, drop papermill's per-cell banners."""
+    return not str(record.getMessage()).startswith(_PAPERMILL_CHATTER)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m clml_lib.reproduce",
+        description="Run a grid of notebooks/reproduce.ipynb through papermill and collate "
+        "baseline vs +CLML.",
+    )
+    parser.add_argument("--grid", help="grid name (params/grids/NAME.yaml) or a grid YAML path")
+    parser.add_argument("--seeds", type=int, nargs="+", help="seeds (default: the grid's)")
+    parser.add_argument("--out", default="runs/grids", help="parent folder of the grid's runs")
+    parser.add_argument("--timeout", type=float, help="papermill per-cell timeout in seconds")
+    parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a parameter in every run (repeatable)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="validate and print the plan; run nothing, write nothing")
+    parser.add_argument("--list", action="store_true", help="list grids and presets")
+    parser.add_argument("--write-presets", action="store_true",
+                        help="regenerate params/*.yaml from clml_lib/reproduce/presets.py")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit status (see the module docstring)."""
+    args = build_parser().parse_args(argv)
+    if args.write_presets:
+        paths = write_presets(PARAMS)
+        print(f"wrote {len(paths)} files under {_rel(PARAMS)}/ (presets and grids)")
+        return 0
+    if args.list:
+        print("grids:   " + ", ".join(sorted(p.stem for p in GRIDS.glob("*.yaml"))))
+        print("presets: " + ", ".join(available_presets()))
+        return 0
+    if not args.grid:
+        build_parser().error("--grid is required (or --list / --write-presets)")
+    try:
+        grid = load_grid(args.grid, seeds=args.seeds, out=args.out, sets=parse_sets(args.sets),
+                         timeout_s=args.timeout)
+    except (GridError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"grid {grid.name}: {len(grid.runs)} runs ({len(grid.runs) // len(grid.seeds)} cells x "
+          f"seeds {grid.seeds}) in {_rel(grid.out_dir)}, per-cell timeout {grid.timeout_s} s")
+    if grid.description:
+        print(f"  {grid.description}")
+    if not args.dry_run:  # cell outputs (one line per epoch) through papermill's logger
+        logging.basicConfig(level=logging.WARNING, format="%(message)s")
+        pm_logger = logging.getLogger("papermill")
+        pm_logger.setLevel(logging.INFO)
+        pm_logger.addFilter(_quiet_papermill)
+    outcomes = run_grid(grid, dry_run=args.dry_run)
+    if args.dry_run:  # a run folder holding another configuration would fail: say so now
+        return 1 if any(o.status == "failed" for o in outcomes) else 0
+    failures = [f"{o.run.cell} seed {o.run.seed}: {o.error} ({_rel(o.run.notebook_path)})"
+                for o in outcomes if o.status == "failed"]
+    md, png, text = collate(grid, failures)
+    print()
+    print(text)
+    print(f"results: {_rel(md)}" + (f" and {_rel(png)}" if png else ""))
+    seconds = sum(o.seconds for o in outcomes)
+    ran = sum(o.status == "ran" for o in outcomes)
+    print(f"{ran} runs executed in {seconds:.1f} s, "
+          f"{sum(o.status == 'skipped' for o in outcomes)} skipped as finished")
+    if failures:
+        print(f"{len(failures)} run(s) FAILED:", file=sys.stderr)
+        for f in failures:
+            print(f"  {f}", file=sys.stderr)
+        return 1
+    return 0
