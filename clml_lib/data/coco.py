@@ -25,10 +25,9 @@ from typing import Callable
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
 from .classes import COCO_CATEGORY_IDS
-from .images import check_files_exist, load_image
+from .images import ImageFileDataset, check_files_exist
 from .labels import read_label_list
 from .missing import _check_binary
 
@@ -47,7 +46,7 @@ def _list_problem(what: str, items: list[str], limit: int = 20) -> str:
     return f"{len(items)} {what}: {shown}{more}"
 
 
-class CocoMultiLabel(Dataset):
+class CocoMultiLabel(ImageFileDataset):
     """MS-COCO (2014 layout) multi-label classification dataset.
 
     Args:
@@ -191,15 +190,6 @@ class CocoMultiLabel(Dataset):
         self.transform = transform
         if verify_files:
             check_files_exist(self.paths, f"COCO {split}{year} image files", layout)
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, i: int):
-        image = load_image(self.paths[i])
-        if self.transform is not None:
-            image = self.transform(image)
-        return image, self.labels[i].clone()
 
     def __repr__(self) -> str:
         return (

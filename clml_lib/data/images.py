@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Iterable
 
 from PIL import Image, UnidentifiedImageError
+from torch.utils.data import Dataset
 
 
 class MissingFilesError(FileNotFoundError):
@@ -62,3 +63,26 @@ def check_files_exist(paths: Iterable[Path], what: str = "image files", expected
     missing = [p for p in paths if not os.path.isfile(p)]
     if missing:
         raise MissingFilesError(what, missing, expected)
+
+
+class ImageFileDataset(Dataset):
+    """Common item access of the file-backed datasets (COCO, VOC, NUS-WIDE).
+
+    Subclasses set ``paths`` (list of image paths), ``labels`` (float tensor ``(N, C)``) and
+    ``transform``. An item is ``(transform(image), labels[i])``; a missing or corrupt file raises
+    with its path (:func:`load_image`), never a blank image.
+    """
+
+    paths: list
+    labels: "object"
+    transform: "object"
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int):
+        image = load_image(self.paths[i])
+        if self.transform is not None:
+            image = self.transform(image)
+        return image, self.labels[i].clone()
+

@@ -19,17 +19,16 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import torch
-from torch.utils.data import Dataset
 
 from .classes import NUS_WIDE_CLASSES
-from .images import check_files_exist, load_image
+from .images import ImageFileDataset, check_files_exist
 from .labels import read_label_list
 from .missing import _check_binary
 
 NUS_LAYOUT = "root/images/<name>.jpg (or root/<name>.jpg), names and labels from the label list"
 
 
-class NusWideMultiLabel(Dataset):
+class NusWideMultiLabel(ImageFileDataset):
     """NUS-WIDE multi-label dataset over the images of a label list.
 
     Args:
@@ -94,15 +93,6 @@ class NusWideMultiLabel(Dataset):
         self.transform = transform
         if verify_files:
             check_files_exist(self.paths, "NUS-WIDE image files", NUS_LAYOUT)
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, i: int):
-        image = load_image(self.paths[i])
-        if self.transform is not None:
-            image = self.transform(image)
-        return image, self.labels[i].clone()
 
     def __repr__(self) -> str:
         return (

@@ -33,10 +33,9 @@ from typing import Callable
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
 from .classes import VOC_CLASSES
-from .images import check_files_exist, load_image
+from .images import ImageFileDataset, check_files_exist
 
 VOC_LAYOUT = (
     "root/VOCdevkit/VOC{year}/{{Annotations/<id>.xml, ImageSets/Main/<image_set>.txt, "
@@ -52,7 +51,7 @@ def _find_voc_dir(root: Path, year: str) -> Path | None:
     return None
 
 
-class VOCMultiLabel(Dataset):
+class VOCMultiLabel(ImageFileDataset):
     """PASCAL VOC multi-label classification dataset (20 classes, standard order).
 
     Args:
@@ -171,15 +170,6 @@ class VOCMultiLabel(Dataset):
         self.transform = transform
         if verify_files:
             check_files_exist(self.paths, f"VOC{year} image files", layout)
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, i: int):
-        image = load_image(self.paths[i])
-        if self.transform is not None:
-            image = self.transform(image)
-        return image, self.labels[i].clone()
 
     def __repr__(self) -> str:
         return (
