@@ -335,7 +335,11 @@ def _fit(cfg: TrainConfig, info: DistInfo) -> dict[str, Any]:
                          f"{info.world_size}")
     seed_everything(cfg.seed, cfg.deterministic)
     data: RunData = build_run_data(cfg)
-    model = build_model(cfg.backbone, len(data.classes), cfg.weights_path).to(info.device)
+    # a relative weights file is taken from the project root, like out_dir (nbval runs in notebooks/)
+    weights = cfg.weights_path
+    if weights and weights.lower() != "imagenet":
+        weights = str(resolve(weights))
+    model = build_model(cfg.backbone, len(data.classes), weights).to(info.device)
     ckpt_path = out_dir / CHECKPOINT_NAME
     ckpt = None
     if cfg.resume and ckpt_path.exists():
