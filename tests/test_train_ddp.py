@@ -105,3 +105,24 @@ def test_torchrun_two_processes(tmp_path):
     # each rank takes ceil(n_train / 2) images in batches of 32 / 2 = 16
     n_train = doc["data"]["num_train"]
     assert doc["epochs"][0]["steps"] == math.ceil(math.ceil(n_train / 2) / 16)
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_smoke_preset(tmp_path):
+    """The documented multi-process command on the `smoke` preset: COCO-format fixture, gloo, CPU."""
+    from data_fixtures import make_coco_tree
+
+    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or shutil.which("torchrun")
+    assert torchrun, "torchrun not found next to the interpreter"
+    root = make_coco_tree(tmp_path / "coco")
+    out = tmp_path / "smoke_ddp"
+    cmd = [torchrun, "--nproc_per_node", "2", "--master_port", str(_free_port()), "-m", "clml_lib.train",
+           "--config", "params/smoke.yaml", "--set", f"data_root={root}", f"out_dir={out}"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    res = subprocess.run(cmd, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-4000:]
+    doc = json.loads((out / "metrics.json").read_text())
+    assert "x 2 ranks" in res.stdout
+    assert doc["summary"]["finished"] and doc["config"]["dataset"] == "coco"
+    assert all(math.isfinite(doc["epochs"][0]["train"][k]) for k in ("loss", "base", "low_rank"))
+    assert 0.0 <= doc["summary"]["test_mAP"] <= 100.0
