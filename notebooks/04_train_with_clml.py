@@ -51,7 +51,7 @@ import torch
 from sklearn.manifold import TSNE
 from sklearn.metrics import average_precision_score, silhouette_score
 
-from clml_lib.data import TeachingMultiLabel
+from clml_lib.data import TeachingMultiLabel, colabel_groups
 from clml_lib.models import build_model
 from clml_lib.paths import PARAMS, resolve
 from clml_lib.train import fit, load_config
@@ -297,13 +297,7 @@ assert all(agree)
 
 # %%
 names = test.classes
-has = lambda *ks: Y_test[:, [names.index(k) for k in ks]].sum(1) > 0  # (1000,) any of ks
-ring = Y_test[:, names.index("ring")] == 1
-night, harbour = has("crescent", "star"), has("semicircle", "plus", "bar")
-group = np.full(len(test), "no ring", dtype=object)
-group[(ring & ~(night ^ harbour)).numpy()] = "ring, other"
-group[(ring & night & ~harbour).numpy()] = "ring + crescent/star"
-group[(ring & harbour & ~night).numpy()] = "ring + semicircle/plus/bar"
+group = colabel_groups(Y_test, names, anchor="ring")  # (1000,) ring images by co-labels
 print(pd.Series(group).value_counts().to_string())
 
 # %%

@@ -63,7 +63,7 @@ import torch
 from sklearn.manifold import TSNE
 from sklearn.metrics import silhouette_score
 
-from clml_lib.data import TeachingMultiLabel
+from clml_lib.data import TeachingMultiLabel, colabel_groups
 from clml_lib.losses import CLMLLoss
 from clml_lib.models import build_model
 from clml_lib.paths import PARAMS, resolve
@@ -215,13 +215,7 @@ plt.show()
 test = TeachingMultiLabel("test", image_size=preset.image_size)
 X_test, Y_test = test.tensors()  # (1000, 3, 32, 32), (1000, 12)
 names = test.classes
-has = lambda *ks: Y_test[:, [names.index(k) for k in ks]].sum(1) > 0  # (1000,) any of ks
-ring = Y_test[:, names.index("ring")] == 1
-night, harbour = has("crescent", "star"), has("semicircle", "plus", "bar")
-group = np.full(len(test), "no ring", dtype=object)
-group[(ring & ~(night ^ harbour)).numpy()] = "ring, other"
-group[(ring & night & ~harbour).numpy()] = "ring + crescent/star"
-group[(ring & harbour & ~night).numpy()] = "ring + semicircle/plus/bar"
+group = colabel_groups(Y_test, names, anchor="ring")  # (1000,) ring images by co-labels
 two = np.isin(group, ["ring + crescent/star", "ring + semicircle/plus/bar"])
 
 

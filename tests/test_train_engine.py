@@ -19,13 +19,7 @@ import torch
 
 from clml_lib.train import TrainConfig, fit
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One torch thread (deterministic sums, no oversubscription), restored afterwards."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 #: a teaching run of a few seconds

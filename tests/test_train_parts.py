@@ -22,13 +22,7 @@ from clml_lib.train.engine import summarize
 from clml_lib.train.optim import build_optimizer, build_scheduler, parameter_groups
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One torch thread (deterministic sums, no oversubscription), restored afterwards."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_parameter_groups_no_decay_on_1d():
