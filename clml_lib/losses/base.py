@@ -50,7 +50,7 @@ class MultiLabelLoss(nn.Module):
         """Per-entry loss ``(N, C)`` for float32 logits and 0/1 float targets."""
         raise NotImplementedError
 
-    def forward(self, logits: Tensor, targets: Tensor, epoch: int = 0) -> Tensor:
+    def forward(self, logits: Tensor, targets: Tensor, epoch: int = 0, *, check_inputs: bool = True) -> Tensor:
         """Loss of ``logits`` (N, C) against ``targets`` (N, C) in 1/0 or 1/0/-1.
 
         Returns a 0-dim float32 tensor (float64 for float64 logits), computed outside autocast.
@@ -58,7 +58,8 @@ class MultiLabelLoss(nn.Module):
         Raises:
             ValueError: shape mismatch, non-finite logits, or codes outside 1/0/-1.
         """
-        check_pair(logits, targets, allow_unknown=True)
+        if check_inputs:  # False: the caller (CLMLLoss) validated this batch already
+            check_pair(logits, targets, allow_unknown=True)
         cd = torch.float64 if logits.dtype == torch.float64 else torch.float32
         with torch.autocast(device_type=logits.device.type, enabled=False):
             s = logits.to(cd)  # (N, C)

@@ -35,7 +35,7 @@ import torch
 from torch import Tensor, nn
 
 from .base import MultiLabelLoss, make_base_loss
-from .checks import check_matrix, check_pair
+from .checks import check_floating, check_matrix, check_pair
 from .contrastive import label_contrastive_loss
 from .correction import mine_false_negatives
 from .nuclear import low_rank_loss
@@ -154,27 +154,35 @@ class CLMLLoss(nn.Module):
             logits: $\\mathbf S$ ``(N, C)``; features: $\\mathbf Z$ ``(N, D)``; labels: observed
             $\\mathbf y$ ``(N, C)`` (1/0 or 1/0/-1); epoch: 0-based epoch index $e$.
         """
+        # validate the batch once here; the parts below skip their own tensor checks (host syncs)
         check_pair(logits, labels, allow_unknown=True)
         check_matrix(features, "features", rows=logits.shape[0])
+        check_floating(features, "features")
         if self.use_correction:
-            corrected, mined = mine_false_negatives(logits, labels, self.tau, epoch, self.start_epoch)
+            corrected, mined = mine_false_negatives(
+                logits, labels, self.tau, epoch, self.start_epoch, check_inputs=False
+            )
         else:
             with torch.no_grad():
                 corrected = (labels == 1).to(torch.float64 if logits.dtype == torch.float64 else torch.float32)
                 mined = torch.zeros_like(corrected, dtype=torch.bool)
         targets = corrected if self.correct_base_targets else labels
         if isinstance(self.base_loss, MultiLabelLoss):  # our losses take the epoch (SPLC uses it)
-            base = self.base_loss(logits, targets, epoch)
+            base = self.base_loss(logits, targets, epoch, check_inputs=False)
         else:
             base = self.base_loss(logits, targets)
         zero = base.detach() * 0.0
         low_rank = zero
         if self.use_low_rank and self.lambda_ > 0:
             gw = self.lambda_ if self.lambda_placement == "2022" else 1.0
-            low_rank = self.lambda_ * low_rank_loss(features, corrected, self.delta, global_weight=gw)
+            low_rank = self.lambda_ * low_rank_loss(
+                features, corrected, self.delta, global_weight=gw, check_inputs=False
+            )
         pairwise = zero
         if self.pairwise_weight > 0:
-            pairwise = self.pairwise_weight * label_contrastive_loss(features, corrected, self.temperature)
+            pairwise = self.pairwise_weight * label_contrastive_loss(
+                features, corrected, self.temperature, check_inputs=False
+            )
         total = base + low_rank.to(base.dtype) + pairwise.to(base.dtype)
         return LossParts(total, base, low_rank, pairwise, corrected, mined)
 

@@ -41,6 +41,8 @@ def label_contrastive_loss(
     labels: Tensor,
     temperature: float = 0.1,
     negatives: Tensor | None = None,
+    *,
+    check_inputs: bool = True,
 ) -> Tensor:
     r"""Per-label supervised contrastive loss $\mathcal L_{\text{pair}}$ (module docstring).
 
@@ -50,6 +52,8 @@ def label_contrastive_loss(
         temperature: $T > 0$.
         negatives: optional bool/0-1 mask ``(N, C)`` of entries that may serve as negatives
             (e.g. known negatives of a 1/0/-1 matrix); default: every $\hat y_{jk}=0$.
+        check_inputs: validate the tensors (shapes, codes, NaN/inf; each costs a host sync on a GPU).
+            ``CLMLLoss`` validates a batch once and passes False.
 
     Returns:
         0-dim tensor, float32 (float64 for float64 features), computed outside autocast.
@@ -58,7 +62,8 @@ def label_contrastive_loss(
         ValueError: bad shapes, non-finite features, labels not in {0, 1}, ``temperature <= 0``,
             or a ``negatives`` mask that overlaps the positives or has the wrong shape.
     """
-    check_features_labels(features, labels)
+    if check_inputs:
+        check_features_labels(features, labels)
     if not float(temperature) > 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
     N = features.shape[0]

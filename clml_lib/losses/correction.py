@@ -37,6 +37,8 @@ def mine_false_negatives(
     epoch: int,
     start_epoch: int = 1,
     encoding: str = "auto",
+    *,
+    check_inputs: bool = True,
 ) -> tuple[Tensor, Tensor]:
     r"""Corrected labels $\hat{\mathbf Y}$ and the mask of mined labels.
 
@@ -49,6 +51,8 @@ def mine_false_negatives(
         encoding: ``'assume_negative'`` (every 0 may be mined), ``'ternary'`` (only -1 may be
             mined), or ``'auto'`` (ternary when a -1 is present, else assume-negative). Pass
             ``'ternary'`` for a fully-known 1/0/-1 matrix so that its 0s stay negatives.
+        check_inputs: validate the tensors (shapes, codes, NaN/inf; each costs a host sync on a GPU).
+            ``CLMLLoss`` validates a batch once and passes False.
 
     Returns:
         ``(corrected, mined)``: $\hat{\mathbf Y}$ as 0/1 floats of shape ``(N, C)`` (float64
@@ -59,7 +63,8 @@ def mine_false_negatives(
         ValueError: shape mismatch, non-finite logits, label codes outside 1/0/-1, tau outside
             [0, 1], a negative epoch, or an unknown encoding.
     """
-    check_pair(logits, labels, allow_unknown=True)
+    if check_inputs:
+        check_pair(logits, labels, allow_unknown=True)
     if not 0.0 <= float(tau) <= 1.0:
         raise ValueError(f"tau must be in [0, 1], got {tau}")
     if int(epoch) < 0 or int(start_epoch) < 0:

@@ -49,7 +49,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .checks import check_features_labels, check_floating, check_matrix
+from .checks import check_features_labels, check_floating
 
 #: Absolute singular-value cut-off of the official code (singular values below it are dropped).
 SVD_EPS = 1e-6
@@ -127,6 +127,8 @@ def low_rank_terms(
     global_weight: float = 1.0,
     eps: float = SVD_EPS,
     rel_eps: float = REL_EPS,
+    *,
+    check_inputs: bool = True,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     r"""Batched low-rank objective and its parts (see the module docstring for the maths).
 
@@ -137,6 +139,8 @@ def low_rank_terms(
         global_weight: weight of $\lVert\mathbf Z\rVert_*$ (1 in the 2023 code; $\lambda$ in the
             2022 code, paper.md 5.4).
         eps, rel_eps: singular-value cut-offs (absolute, relative to the largest).
+        check_inputs: validate the tensors (shapes, codes, NaN/inf; each costs a host sync on a GPU).
+            ``CLMLLoss`` validates a batch once and passes False.
 
     Returns:
         ``(loss, parts)``: the 0-dim loss (float32, float64 for float64 features) and a dict of
@@ -146,7 +150,8 @@ def low_rank_terms(
     Raises:
         ValueError: bad shapes, non-finite features, labels outside {0, 1}, ``delta < 0``.
     """
-    check_features_labels(features, labels)
+    if check_inputs:
+        check_features_labels(features, labels)
     if float(delta) < 0:
         raise ValueError(f"delta must be >= 0, got {delta}")
     N = features.shape[0]
@@ -198,6 +203,8 @@ def low_rank_loss(
     global_weight: float = 1.0,
     eps: float = SVD_EPS,
     rel_eps: float = REL_EPS,
+    *,
+    check_inputs: bool = True,
 ) -> Tensor:
     r"""$\frac1N\big(\sum_k\max(\Delta,\lVert\mathbf Z_k\rVert_*)-\lVert\mathbf Z\rVert_*\big)$, batched.
 
@@ -205,7 +212,7 @@ def low_rank_loss(
     Returns a 0-dim tensor (float32, or float64 for float64 features) computed outside autocast.
     See :func:`low_rank_terms` for the arguments and errors.
     """
-    return low_rank_terms(features, labels, delta, global_weight, eps, rel_eps)[0]
+    return low_rank_terms(features, labels, delta, global_weight, eps, rel_eps, check_inputs=check_inputs)[0]
 
 
 def low_rank_loss_reference(
@@ -224,7 +231,6 @@ def low_rank_loss_reference(
     check_features_labels(features, labels)
     if float(delta) < 0:
         raise ValueError(f"delta must be >= 0, got {delta}")
-    check_matrix(labels, "labels", rows=features.shape[0])
     N = features.shape[0]
     Y = labels.to(features.device).bool()  # (N, C)
     total = nuclear_norm(features, eps) * 0.0
