@@ -148,7 +148,7 @@ def test_ablation_columns():
     with pytest.raises(ValueError, match="unknown ablation"):
         CLMLLoss.ablation("nope")
     with pytest.raises(ValueError, match="fixes"):
-        CLMLLoss.ablation("clml", use_low_rank=False)
+        CLMLLoss.ablation("clml", use_clml=False)
 
 
 def test_clml_constructor_and_forward_errors():

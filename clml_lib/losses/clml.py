@@ -41,10 +41,10 @@ from .correction import mine_false_negatives
 from .nuclear import low_rank_loss
 
 ABLATIONS = {
-    "base": dict(use_low_rank=False, use_correction=False, correct_base_targets=False),
-    "low_rank": dict(use_low_rank=True, use_correction=False, correct_base_targets=False),
-    "correction": dict(use_low_rank=False, use_correction=True, correct_base_targets=True),
-    "clml": dict(use_low_rank=True, use_correction=True, correct_base_targets=False),
+    "base": dict(use_clml=False, use_correction=False, correct_base_targets=False),
+    "low_rank": dict(use_clml=True, use_correction=False, correct_base_targets=False),
+    "correction": dict(use_clml=False, use_correction=True, correct_base_targets=True),
+    "clml": dict(use_clml=True, use_correction=True, correct_base_targets=False),
 }
 
 
@@ -74,7 +74,7 @@ class CLMLLoss(nn.Module):
         tau: label-correction threshold $\tau$ (strict ``>`` on $\sigma(s)$).
         start_epoch: $e_0$, first 0-based epoch with correction.
         delta: floor $\Delta$.
-        use_low_rank: add the low-rank term.
+        use_clml: add the low-rank CLML term (was ``use_low_rank``).
         use_correction: mine false negatives; otherwise $\hat{\mathbf Y}$ = observed positives.
         correct_base_targets: give $\hat{\mathbf Y}$ to the base loss too.
         pairwise_weight: weight of :func:`label_contrastive_loss` (0 = off, the reference).
@@ -97,7 +97,7 @@ class CLMLLoss(nn.Module):
         tau: float = 0.75,
         start_epoch: int = 1,
         delta: float = 1.0,
-        use_low_rank: bool = True,
+        use_clml: bool = True,
         use_correction: bool = True,
         correct_base_targets: bool = False,
         pairwise_weight: float = 0.0,
@@ -124,7 +124,7 @@ class CLMLLoss(nn.Module):
             raise ValueError("correct_base_targets=True needs use_correction=True")
         self.base_loss = base_loss
         self.lambda_, self.tau, self.start_epoch, self.delta = float(lambda_), float(tau), int(start_epoch), float(delta)
-        self.use_low_rank, self.use_correction = bool(use_low_rank), bool(use_correction)
+        self.use_clml, self.use_correction = bool(use_clml), bool(use_correction)
         self.correct_base_targets = bool(correct_base_targets)
         self.pairwise_weight, self.temperature = float(pairwise_weight), float(temperature)
         self.lambda_placement = lambda_placement
@@ -173,7 +173,7 @@ class CLMLLoss(nn.Module):
             base = self.base_loss(logits, targets)
         zero = base.detach() * 0.0
         low_rank = zero
-        if self.use_low_rank and self.lambda_ > 0:
+        if self.use_clml and self.lambda_ > 0:
             gw = self.lambda_ if self.lambda_placement == "2022" else 1.0
             low_rank = self.lambda_ * low_rank_loss(
                 features, corrected, self.delta, global_weight=gw, check_inputs=False
@@ -189,6 +189,6 @@ class CLMLLoss(nn.Module):
     def extra_repr(self) -> str:
         return (
             f"lambda_={self.lambda_}, tau={self.tau}, start_epoch={self.start_epoch}, delta={self.delta}, "
-            f"use_low_rank={self.use_low_rank}, use_correction={self.use_correction}, "
+            f"use_clml={self.use_clml}, use_correction={self.use_correction}, "
             f"correct_base_targets={self.correct_base_targets}, pairwise_weight={self.pairwise_weight}"
         )
