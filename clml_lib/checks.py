@@ -1,21 +1,33 @@
-"""Validation of scalar settings, shared by every layer (losses, data, metrics, training config).
+"""Validation shared by every layer (losses, data, metrics, training config).
+
+* Scalar settings: :func:`check_bool`, :func:`check_int`, :func:`check_number`,
+  :func:`check_choice`, and :class:`Range` (an allowed interval, declared once as a constant next
+  to the object that uses it, e.g. ``clml_lib.losses.correction.TAU_RANGE``).
+* Label matrices: :func:`check_label_codes`, the one check of label codes ({0, 1} or
+  {-1, 0, 1}) used by ``clml_lib.data``, ``clml_lib.metrics`` and ``clml_lib.losses``.
 
 Each hyper-parameter is validated once, by the object that uses it (a loss checks its own
 $\\lambda$, $\\tau$, $\\Delta$, $\\gamma$); :class:`clml_lib.train.config.TrainConfig` reuses these
 same functions for its fields, so the library API and the config reject the same values with the
-same message. Every function raises ``ValueError`` naming the setting, the value and what is allowed.
+same message. Every function raises ``ValueError`` naming the setting, the value and what is
+allowed.
 """
 
 from __future__ import annotations
 
 import difflib
 import math
-from typing import Any, Iterable
+import numbers
+from dataclasses import dataclass
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import torch
 
 
 def check_bool(name: str, value: Any) -> bool:
-    """Require a real ``bool``: the string ``"False"`` or the int ``0`` are refused (``bool("False")``
-    is True, the ``type=bool`` trap of argparse).
+    """Require a real ``bool``: the string ``"False"`` or the int ``0`` are refused
+    (``bool("False")`` is True, the ``type=bool`` trap of argparse).
 
     Raises:
         ValueError: ``value`` is not a bool.
@@ -28,11 +40,14 @@ def check_bool(name: str, value: Any) -> bool:
 def check_int(name: str, value: Any, *, lo: int | None = None, hi: int | None = None) -> int:
     """Require an int (not a bool) in ``[lo, hi]`` (either bound optional, both inclusive).
 
+    NumPy integers are accepted and returned as ``int``; floats (even ``2.0``) are refused.
+
     Raises:
         ValueError: not an int, or out of range.
     """
-    if isinstance(value, bool) or not isinstance(value, int):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
         raise ValueError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
+    value = int(value)
     if (lo is not None and value < lo) or (hi is not None and value > hi):
         raise ValueError(f"{name} must be in {_range_text(lo, hi, False, False)}, got {value}")
     return value
@@ -50,12 +65,13 @@ def check_number(
     """Require a finite real number in a range; returns it as ``float``.
 
     ``lo``/``hi`` are optional bounds, closed unless ``lo_open``/``hi_open``. NaN and inf are always
-    refused (a NaN weight would silently switch a term off: ``nan > 0`` is False).
+    refused (a NaN weight would silently switch a term off: ``nan > 0`` is False). NumPy scalars
+    are accepted.
 
     Raises:
         ValueError: not a number (bools and strings included), not finite, or out of range.
     """
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise ValueError(f"{name} must be a number, got {value!r} ({type(value).__name__})")
     value = float(value)
     if not math.isfinite(value):
@@ -85,10 +101,152 @@ def check_choice(name: str, value: Any, allowed: Iterable[str]) -> str:
     raise ValueError(f"{name} must be one of {allowed}, got {value!r}{hint}")
 
 
+@dataclass(frozen=True)
+class Range:
+    """An allowed interval for one hyper-parameter, declared once and used by every entry point.
+
+    ``lo``/``hi`` are optional bounds (``None`` = unbounded), closed unless ``lo_open``/``hi_open``;
+    ``integer=True`` requires an int (:func:`check_int`), otherwise a finite real
+    (:func:`check_number`: NaN and inf are always refused).
+
+    Example: ``TAU_RANGE = Range(0.0, 1.0)``; ``TAU_RANGE.check("tau", 0.75)`` returns ``0.75``.
+    """
+
+    lo: float | None = None
+    hi: float | None = None
+    lo_open: bool = False
+    hi_open: bool = False
+    integer: bool = False
+
+    def __post_init__(self) -> None:
+        if self.integer and (self.lo_open or self.hi_open):
+            raise ValueError("an integer Range takes closed bounds (write lo=1, not lo=0 open)")
+
+    def check(self, name: str, value: Any) -> float | int:
+        """Return ``value`` (as float, or int when ``integer``) if it lies in the range.
+
+        Raises:
+            ValueError: wrong type (bools and strings included), NaN/inf, or out of range; the
+                message names ``name``, the value and the range.
+        """
+        if self.integer:
+            return check_int(name, value, lo=self.lo, hi=self.hi)
+        return check_number(name, value, lo=self.lo, hi=self.hi, lo_open=self.lo_open,
+                            hi_open=self.hi_open)
+
+    def __contains__(self, value: Any) -> bool:
+        try:
+            self.check("value", value)
+        except ValueError:
+            return False
+        return True
+
+    def __str__(self) -> str:
+        text = _range_text(self.lo, self.hi, self.lo_open, self.hi_open)
+        return f"integers in {text}" if self.integer else text
+
+
+def check_label_codes(
+    labels: Any,
+    name: str = "labels",
+    *,
+    allow_unknown: bool = False,
+    source: str = "",
+    row_names: Sequence[str] | None = None,
+    hint: str = "",
+) -> Any:
+    """Require label codes in {0, 1}, or {-1, 0, 1} (-1 = unknown) when ``allow_unknown``.
+
+    The one check of label codes for the whole library (data sets, split files, metrics,
+    losses). Only the codes are checked, not the shape: a ``(N, C)`` matrix is the usual input,
+    any shape is accepted.
+
+    Args:
+        labels: a ``torch.Tensor`` (any device; bool, integer or floating dtype), a NumPy array,
+            or anything ``np.asarray`` turns into a numeric array (nested lists).
+        name: what ``labels`` is, for the message (e.g. ``'targets'``, ``'observed'``).
+        allow_unknown: also accept -1.
+        source: where the labels come from (a file, ``file:line``), put in front of the message.
+        row_names: optional names of the rows (image names), shown next to the first bad row.
+        hint: text appended to the message (what to do instead).
+
+    Returns:
+        ``labels``, unchanged.
+
+    Raises:
+        ValueError: a value outside the allowed codes (NaN included) or a non-numeric array; the
+            message lists up to five distinct offending values, their count, and the index of the
+            first one (``row i ('name'), class j`` for a matrix).
+
+    On a GPU tensor the check costs one host synchronisation (the ``all()``), plus a few more only
+    when it fails.
+    """
+    if isinstance(labels, torch.Tensor):
+        if labels.dtype == torch.bool:
+            return labels
+        if labels.is_complex():
+            raise ValueError(
+                f"{_prefix(source)}{name} must be real label codes, got {labels.dtype}"
+            )
+        ok = (labels == 0) | (labels == 1)
+        if allow_unknown:
+            ok |= labels == -1
+        if bool(ok.all()):
+            return labels
+        bad_mask = ~ok
+        first = tuple(int(v) for v in torch.nonzero(bad_mask)[0])
+        values = labels.detach()[bad_mask].to("cpu", torch.float64).numpy()
+        shape = tuple(labels.shape)
+    else:
+        arr = np.asarray(labels)
+        if arr.dtype == np.bool_:
+            return labels
+        if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
+            raise ValueError(
+                f"{_prefix(source)}{name} must be numeric label codes, got dtype {arr.dtype}"
+            )
+        ok = (arr == 0) | (arr == 1)
+        if allow_unknown:
+            ok |= arr == -1
+        if bool(ok.all()):
+            return labels
+        bad_mask = ~ok
+        first = tuple(int(v) for v in np.argwhere(bad_mask)[0])
+        values = arr[bad_mask].astype(np.float64)
+        shape = arr.shape
+    distinct = np.unique(values)  # sorted, NaN last (counted once)
+    shown = ", ".join(_code_text(v) for v in distinct[:5])
+    more = f", ... ({len(distinct)} distinct)" if len(distinct) > 5 else ""
+    codes = "{-1, 0, 1} (-1 = unknown)" if allow_unknown else "{0, 1}"
+    if len(shape) == 2:
+        row = f"row {first[0]}"
+        if row_names is not None and first[0] < len(row_names):
+            row += f" ({row_names[first[0]]!r})"
+        at = f"{row}, class {first[1]}"
+    else:
+        at = f"index {first}"
+    raise ValueError(
+        f"{_prefix(source)}{name} must hold only {codes}, found {shown}{more} in {len(values)} "
+        f"of {int(np.prod(shape))} entries (first at {at}){hint}"
+    )
+
+
+def _prefix(source: str) -> str:
+    return f"{source}: " if source else ""
+
+
+def _code_text(v: float) -> str:
+    if math.isnan(v):
+        return "nan"
+    return str(int(v)) if float(v).is_integer() else repr(float(v))
+
+
 def _range_text(lo: float | None, hi: float | None, lo_open: bool, hi_open: bool) -> str:
     left = "-inf" if lo is None else f"{lo:g}"
     right = "inf" if hi is None else f"{hi:g}"
-    return f"{'(' if lo_open or lo is None else '['}{left}, {right}{')' if hi_open or hi is None else ']'}"
+    opening = "(" if lo_open or lo is None else "["
+    closing = ")" if hi_open or hi is None else "]"
+    return f"{opening}{left}, {right}{closing}"
 
 
-__all__ = ["check_bool", "check_int", "check_number", "check_choice"]
+__all__ = ["Range", "check_bool", "check_int", "check_number", "check_choice", "check_label_codes"]

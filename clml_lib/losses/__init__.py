@@ -8,9 +8,21 @@ r"""The CLML loss family (paper.md section 2).
   :class:`SPLCLoss`, :func:`make_base_loss`: base losses (2.4).
 * :class:`CLMLLoss`: base + CLML, with the ablation switches.
 * :func:`official_style_low_rank`: the official gradient path, for the audit only (5.5).
+
+Allowed hyper-parameter ranges (:class:`clml_lib.checks.Range`), each declared once beside the
+object that uses it and imported by the training config: ``LAMBDA_RANGE``, ``DELTA_RANGE``,
+``PAIRWISE_WEIGHT_RANGE`` (CLMLLoss), ``TAU_RANGE``, ``START_EPOCH_RANGE`` (correction),
+``TEMPERATURE_RANGE`` (pairwise term), ``EPS_RANGE``, ``GAMMA_RANGE``, ``CLIP_RANGE``,
+``MARGIN_RANGE``, ``HILL_LAMBDA_RANGE``, ``SPLC_TAU_RANGE`` (base losses).
 """
 
 from .base import (
+    CLIP_RANGE,
+    EPS_RANGE,
+    GAMMA_RANGE,
+    HILL_LAMBDA_RANGE,
+    MARGIN_RANGE,
+    SPLC_TAU_RANGE,
     AsymmetricLoss,
     BCELoss,
     FocalLoss,
@@ -20,14 +32,33 @@ from .base import (
     equivalent_lambda,
     make_base_loss,
 )
-from .clml import ABLATIONS, CLMLLoss, LossParts
-from .contrastive import label_contrastive_loss
-from .correction import correct_labels, mine_false_negatives
+from .clml import (
+    ABLATIONS,
+    DELTA_RANGE,
+    LAMBDA_RANGE,
+    PAIRWISE_WEIGHT_RANGE,
+    CLMLLoss,
+    LossParts,
+)
+from .contrastive import TEMPERATURE_RANGE, label_contrastive_loss
+from .correction import START_EPOCH_RANGE, TAU_RANGE, correct_labels, mine_false_negatives
 from .nuclear import low_rank_loss, low_rank_loss_reference, low_rank_terms, nuclear_norm
 from .official import OfficialStyleLowRank, official_style_low_rank
 
 __all__ = [
     "ABLATIONS",
+    "CLIP_RANGE",
+    "DELTA_RANGE",
+    "EPS_RANGE",
+    "GAMMA_RANGE",
+    "HILL_LAMBDA_RANGE",
+    "LAMBDA_RANGE",
+    "MARGIN_RANGE",
+    "PAIRWISE_WEIGHT_RANGE",
+    "SPLC_TAU_RANGE",
+    "START_EPOCH_RANGE",
+    "TAU_RANGE",
+    "TEMPERATURE_RANGE",
     "AsymmetricLoss",
     "BCELoss",
     "CLMLLoss",

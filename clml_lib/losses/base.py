@@ -28,21 +28,42 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..checks import Range, check_choice
 from .checks import check_pair
+from .correction import START_EPOCH_RANGE, TAU_RANGE
 
 REDUCTIONS = ("sum", "mean")
 UNKNOWN_POLICIES = ("negative", "ignore")
 
+# Allowed hyper-parameter ranges, declared once (the training config imports them).
+#: Probability clamp ``eps`` before the log: $(0, 1)$.
+EPS_RANGE = Range(0.0, 1.0, lo_open=True, hi_open=True)
+#: Focusing exponents $\gamma$, $\gamma_+$, $\gamma_-$ (Focal, ASL, Hill, SPLC): $[0, \infty)$.
+GAMMA_RANGE = Range(0.0, None)
+#: ASL probability margin ``clip`` $m$ on negatives: $[0, 1)$ ($m \ge 1$ would zero every negative).
+CLIP_RANGE = Range(0.0, 1.0, hi_open=True)
+#: Logit margin $m$ of Hill and SPLC positives: $[0, \infty)$.
+MARGIN_RANGE = Range(0.0, None)
+#: Hill's $\lambda_H$: $[1, \infty)$, so that the negative term $(\lambda_H-p)p^2 \ge 0$ for every
+#: $p \in [0, 1]$.
+HILL_LAMBDA_RANGE = Range(1.0, None)
+#: SPLC's threshold $\tau_S$ and first epoch $e_0$ share the ranges of label correction's
+#: $\tau$ and $e_0$ (``TAU_RANGE``, ``START_EPOCH_RANGE`` of :mod:`.correction`).
+SPLC_TAU_RANGE = TAU_RANGE
+
 
 class MultiLabelLoss(nn.Module):
-    """Common machinery: validation, unknown-label policy, reduction, float32 computation."""
+    """Common machinery: validation, unknown-label policy, reduction, float32 computation.
+
+    Every constructor validates its hyper-parameters against the ``*_RANGE`` constants of this
+    module (finite numbers only: NaN / inf and strings are refused) and raises ``ValueError``
+    naming the parameter, the value and the allowed range.
+    """
 
     def __init__(self, reduction: str = "sum", unknown: str = "negative") -> None:
         super().__init__()
-        if reduction not in REDUCTIONS:
-            raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
-        if unknown not in UNKNOWN_POLICIES:
-            raise ValueError(f"unknown must be one of {UNKNOWN_POLICIES}, got {unknown!r}")
+        check_choice("reduction", reduction, REDUCTIONS)
+        check_choice("unknown", unknown, UNKNOWN_POLICIES)
         self.reduction = reduction
         self.unknown = unknown
 
@@ -82,7 +103,7 @@ class BCELoss(MultiLabelLoss):
 
     def __init__(self, eps: float = 1e-8, reduction: str = "sum", unknown: str = "negative") -> None:
         super().__init__(reduction, unknown)
-        self.eps = eps
+        self.eps = EPS_RANGE.check("eps", eps)
 
     def elementwise(self, s: Tensor, y: Tensor, epoch: int) -> Tensor:
         p = torch.sigmoid(s)  # (N, C)
@@ -106,9 +127,10 @@ class AsymmetricLoss(MultiLabelLoss):
         unknown: str = "negative",
     ) -> None:
         super().__init__(reduction, unknown)
-        if min(gamma_pos, gamma_neg, clip) < 0:
-            raise ValueError(f"gamma_pos, gamma_neg and clip must be >= 0, got {gamma_pos}, {gamma_neg}, {clip}")
-        self.gamma_pos, self.gamma_neg, self.clip, self.eps = gamma_pos, gamma_neg, clip, eps
+        self.gamma_pos = GAMMA_RANGE.check("gamma_pos", gamma_pos)
+        self.gamma_neg = GAMMA_RANGE.check("gamma_neg", gamma_neg)
+        self.clip = CLIP_RANGE.check("clip", clip)
+        self.eps = EPS_RANGE.check("eps", eps)
 
     def elementwise(self, s: Tensor, y: Tensor, epoch: int) -> Tensor:
         p = torch.sigmoid(s)  # (N, C)
@@ -126,8 +148,12 @@ class AsymmetricLoss(MultiLabelLoss):
 class FocalLoss(AsymmetricLoss):
     r"""Focal loss, $\gamma_+=\gamma_-=\gamma=2$, weight without gradient (ASL implementation)."""
 
-    def __init__(self, gamma: float = 2.0, eps: float = 1e-8, reduction: str = "sum", unknown: str = "negative") -> None:
+    def __init__(
+        self, gamma: float = 2.0, eps: float = 1e-8, reduction: str = "sum", unknown: str = "negative"
+    ) -> None:
+        gamma = GAMMA_RANGE.check("gamma", gamma)  # named as the caller wrote it
         super().__init__(gamma, gamma, 0.0, eps, reduction, unknown)
+        self.gamma = gamma
 
 
 class HillLoss(MultiLabelLoss):
@@ -147,7 +173,10 @@ class HillLoss(MultiLabelLoss):
         unknown: str = "negative",
     ) -> None:
         super().__init__(reduction, unknown)
-        self.lamb, self.margin, self.gamma, self.eps = lamb, margin, gamma, eps
+        self.lamb = HILL_LAMBDA_RANGE.check("lamb", lamb)
+        self.margin = MARGIN_RANGE.check("margin", margin)
+        self.gamma = GAMMA_RANGE.check("gamma", gamma)
+        self.eps = EPS_RANGE.check("eps", eps)
 
     def elementwise(self, s: Tensor, y: Tensor, epoch: int) -> Tensor:
         pm = torch.sigmoid(s - self.margin)  # (N, C)
@@ -175,9 +204,10 @@ class SPLCLoss(MultiLabelLoss):
         unknown: str = "negative",
     ) -> None:
         super().__init__(reduction, unknown)
-        if not 0.0 <= tau <= 1.0:
-            raise ValueError(f"SPLC tau must be in [0, 1], got {tau}")
-        self.tau, self.margin, self.gamma, self.start_epoch = tau, margin, gamma, start_epoch
+        self.tau = SPLC_TAU_RANGE.check("SPLC tau", tau)
+        self.margin = MARGIN_RANGE.check("margin", margin)
+        self.gamma = GAMMA_RANGE.check("gamma", gamma)
+        self.start_epoch = START_EPOCH_RANGE.check("SPLC start_epoch", start_epoch)
 
     def elementwise(self, s: Tensor, y: Tensor, epoch: int) -> Tensor:
         s = torch.where(y == 1, s - self.margin, s)  # (N, C) margin on observed positives

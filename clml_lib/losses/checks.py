@@ -1,5 +1,8 @@
 """Input validation shared by every loss: shapes, label codes, finiteness.
 
+Label codes are checked by the library-wide :func:`clml_lib.checks.check_label_codes`;
+hyper-parameters by the ``Range`` constants of each loss module and :mod:`clml_lib.checks`.
+
 Every check raises ``ValueError`` with a message that says what was expected and what
 came, so that a wrong call fails at the loss boundary rather than deep inside an SVD.
 """
@@ -8,6 +11,8 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
+
+from ..checks import check_label_codes
 
 
 def check_matrix(x: Tensor, name: str, *, rows: int | None = None, cols: int | None = None) -> None:
@@ -49,26 +54,6 @@ def check_floating(x: Tensor, name: str) -> None:
         )
 
 
-def check_labels(labels: Tensor, name: str = "labels", *, allow_unknown: bool = False) -> None:
-    """Require label codes in {0, 1}, or {-1, 0, 1} when ``allow_unknown``.
-
-    Raises:
-        ValueError: a value outside the allowed set (the message lists the offending values).
-    """
-    if not isinstance(labels, Tensor):
-        raise ValueError(f"{name} must be a torch.Tensor, got {type(labels).__name__}")
-    if labels.dtype == torch.bool:
-        return
-    allowed = (-1.0, 0.0, 1.0) if allow_unknown else (0.0, 1.0)
-    ok = torch.zeros_like(labels, dtype=torch.bool)
-    for v in allowed:
-        ok |= labels == v
-    if not bool(ok.all()):
-        bad = torch.unique(labels[~ok].detach().float().cpu())[:5].tolist()
-        codes = "{-1, 0, 1} (-1 = unknown)" if allow_unknown else "{0, 1}"
-        raise ValueError(f"{name} must contain only {codes}, found {bad}")
-
-
 def check_pair(logits: Tensor, labels: Tensor, *, allow_unknown: bool) -> None:
     """Validate a ``(logits, labels)`` pair of shape (N, C): same shape, finite, valid codes."""
     check_matrix(logits, "logits")
@@ -76,7 +61,7 @@ def check_pair(logits: Tensor, labels: Tensor, *, allow_unknown: bool) -> None:
         got = tuple(labels.shape) if isinstance(labels, Tensor) else type(labels).__name__
         raise ValueError(f"labels must have the shape of logits {tuple(logits.shape)} (N, C), got {got}")
     check_floating(logits, "logits")
-    check_labels(labels, allow_unknown=allow_unknown)
+    check_label_codes(labels, "labels", allow_unknown=allow_unknown)
 
 
 def check_features_labels(features: Tensor, labels: Tensor, *, allow_unknown: bool = False) -> None:
@@ -84,4 +69,4 @@ def check_features_labels(features: Tensor, labels: Tensor, *, allow_unknown: bo
     check_matrix(features, "features")
     check_matrix(labels, "labels", rows=features.shape[0])
     check_floating(features, "features")
-    check_labels(labels, allow_unknown=allow_unknown)
+    check_label_codes(labels, "labels", allow_unknown=allow_unknown)

@@ -34,11 +34,22 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from ..checks import Range, check_bool, check_choice
 from .base import MultiLabelLoss, make_base_loss
 from .checks import check_floating, check_matrix, check_pair
-from .contrastive import label_contrastive_loss
-from .correction import mine_false_negatives
+from .contrastive import TEMPERATURE_RANGE, label_contrastive_loss
+from .correction import START_EPOCH_RANGE, TAU_RANGE, mine_false_negatives
 from .nuclear import low_rank_loss
+
+# Allowed ranges of CLMLLoss's own hyper-parameters, declared once (the training config imports
+# them; tau, start_epoch and temperature are declared beside the function that uses them).
+#: Weight $\lambda$ of the CLML term: $[0, \infty)$ (0 = off).
+LAMBDA_RANGE = Range(0.0, None)
+#: Floor $\Delta$ of the per-label nuclear norms: $[0, \infty)$.
+DELTA_RANGE = Range(0.0, None)
+#: Weight of the optional pairwise term: $[0, \infty)$ (0 = off, the reference).
+PAIRWISE_WEIGHT_RANGE = Range(0.0, None)
+LAMBDA_PLACEMENTS = ("2023", "2022")
 
 ABLATIONS = {
     "base": dict(use_clml=False, use_correction=False, correct_base_targets=False),
@@ -86,8 +97,15 @@ class CLMLLoss(nn.Module):
     $\mathbf y$ ``(N, C)`` in 1/0 or 1/0/-1. The CLML terms run in float32 (float64 for float64
     features) outside autocast.
 
+    Hyper-parameters are validated here, against the ranges declared once in this package
+    (``LAMBDA_RANGE``, ``DELTA_RANGE``, ``PAIRWISE_WEIGHT_RANGE`` here, ``TAU_RANGE`` and
+    ``START_EPOCH_RANGE`` in :mod:`.correction`, ``TEMPERATURE_RANGE`` in :mod:`.contrastive`):
+    NaN / inf, strings and out-of-range values are refused, and the switches must be real bools
+    (the string ``"False"`` is refused rather than read as True).
+
     Raises:
-        ValueError: bad arguments here, or bad inputs in ``forward`` (shapes, NaN/inf, codes).
+        ValueError: a bad argument here (the message names it, the value and the allowed
+            range), or bad inputs in ``forward`` (shapes, NaN/inf, codes).
     """
 
     def __init__(
@@ -109,25 +127,22 @@ class CLMLLoss(nn.Module):
         if isinstance(base_loss, str):
             base_loss = make_base_loss(base_loss, reduction=reduction)
         if not isinstance(base_loss, nn.Module):
-            raise ValueError(f"base_loss must be an nn.Module or a name, got {type(base_loss).__name__}")
-        if float(lambda_) < 0 or float(pairwise_weight) < 0:
-            raise ValueError(f"lambda_ and pairwise_weight must be >= 0, got {lambda_}, {pairwise_weight}")
-        if not 0.0 <= float(tau) <= 1.0:
-            raise ValueError(f"tau must be in [0, 1], got {tau}")
-        if float(delta) < 0:
-            raise ValueError(f"delta must be >= 0, got {delta}")
-        if int(start_epoch) < 0:
-            raise ValueError(f"start_epoch must be >= 0, got {start_epoch}")
-        if lambda_placement not in ("2023", "2022"):
-            raise ValueError(f"lambda_placement must be '2023' or '2022', got {lambda_placement!r}")
+            raise ValueError(
+                f"base_loss must be an nn.Module or a name, got {type(base_loss).__name__}"
+            )
+        self.base_loss = base_loss
+        self.lambda_ = LAMBDA_RANGE.check("lambda_", lambda_)
+        self.tau = TAU_RANGE.check("tau", tau)
+        self.start_epoch = START_EPOCH_RANGE.check("start_epoch", start_epoch)
+        self.delta = DELTA_RANGE.check("delta", delta)
+        self.use_clml = check_bool("use_clml", use_clml)
+        self.use_correction = check_bool("use_correction", use_correction)
+        self.correct_base_targets = check_bool("correct_base_targets", correct_base_targets)
+        self.pairwise_weight = PAIRWISE_WEIGHT_RANGE.check("pairwise_weight", pairwise_weight)
+        self.temperature = TEMPERATURE_RANGE.check("temperature", temperature)
+        self.lambda_placement = check_choice("lambda_placement", lambda_placement, LAMBDA_PLACEMENTS)
         if correct_base_targets and not use_correction:
             raise ValueError("correct_base_targets=True needs use_correction=True")
-        self.base_loss = base_loss
-        self.lambda_, self.tau, self.start_epoch, self.delta = float(lambda_), float(tau), int(start_epoch), float(delta)
-        self.use_clml, self.use_correction = bool(use_clml), bool(use_correction)
-        self.correct_base_targets = bool(correct_base_targets)
-        self.pairwise_weight, self.temperature = float(pairwise_weight), float(temperature)
-        self.lambda_placement = lambda_placement
 
     @classmethod
     def ablation(cls, name: str, base_loss: MultiLabelLoss | nn.Module | str = "BCE", **kwargs) -> "CLMLLoss":

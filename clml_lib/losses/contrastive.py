@@ -33,7 +33,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .checks import check_features_labels, check_labels
+from ..checks import Range, check_label_codes
+from .checks import check_features_labels
+
+#: Allowed temperature $T$ of the pairwise term: $(0, \infty)$.
+TEMPERATURE_RANGE = Range(0.0, None, lo_open=True)
 
 
 def label_contrastive_loss(
@@ -59,13 +63,13 @@ def label_contrastive_loss(
         0-dim tensor, float32 (float64 for float64 features), computed outside autocast.
 
     Raises:
-        ValueError: bad shapes, non-finite features, labels not in {0, 1}, ``temperature <= 0``,
+        ValueError: bad shapes, non-finite features, labels not in {0, 1}, ``temperature`` not a
+            finite number in ``TEMPERATURE_RANGE`` (0, inf),
             or a ``negatives`` mask that overlaps the positives or has the wrong shape.
     """
     if check_inputs:
         check_features_labels(features, labels)
-    if not float(temperature) > 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
+    temperature = TEMPERATURE_RANGE.check("temperature", temperature)
     N = features.shape[0]
     cd = torch.float64 if features.dtype == torch.float64 else torch.float32
     with torch.autocast(device_type=features.device.type, enabled=False):
@@ -77,12 +81,12 @@ def label_contrastive_loss(
                 raise ValueError(
                     f"negatives must have the shape of labels {tuple(labels.shape)}, got {tuple(negatives.shape)}"
                 )
-            check_labels(negatives.to(torch.float32), "negatives")
+            check_label_codes(negatives, "negatives")
             Neg = negatives.to(device=features.device, dtype=cd)  # (N, C)
             if bool(((Neg > 0) & (Y > 0)).any()):
                 raise ValueError("negatives overlaps labels: an entry cannot be both positive and negative")
         Zn = F.normalize(features.to(cd), dim=1)  # (N, D) unit rows (all-zero rows stay 0)
-        A = Zn @ Zn.T / float(temperature)  # (N, N) a_ij
+        A = Zn @ Zn.T / temperature  # (N, N) a_ij
         A = A - A.max(dim=1, keepdim=True).values.detach()  # (N, N) row max for stability
         not_self = 1.0 - torch.eye(N, dtype=cd, device=features.device)  # (N, N)
         E = torch.exp(A) * not_self  # (N, N) exp(a_ij), self-pairs removed

@@ -25,9 +25,14 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ..checks import Range, check_choice, check_int
 from .checks import check_pair
 
 ENCODINGS = ("auto", "assume_negative", "ternary")
+#: Allowed label-correction threshold $\tau$ (on $\sigma(s)$, strict ``>``): $[0, 1]$.
+TAU_RANGE = Range(0.0, 1.0)
+#: Allowed first correction epoch $e_0$ (0-based): integers $\ge 0$.
+START_EPOCH_RANGE = Range(0, None, integer=True)
 
 
 def mine_false_negatives(
@@ -60,17 +65,16 @@ def mine_false_negatives(
         correction turned from unobserved into positive. Both carry no gradient.
 
     Raises:
-        ValueError: shape mismatch, non-finite logits, label codes outside 1/0/-1, tau outside
-            [0, 1], a negative epoch, or an unknown encoding.
+        ValueError: shape mismatch, non-finite logits, label codes outside 1/0/-1, tau not a
+            finite number in ``TAU_RANGE`` [0, 1], epoch or start_epoch not an int >= 0 (a float
+            or a bool is refused), or an unknown encoding.
     """
     if check_inputs:
         check_pair(logits, labels, allow_unknown=True)
-    if not 0.0 <= float(tau) <= 1.0:
-        raise ValueError(f"tau must be in [0, 1], got {tau}")
-    if int(epoch) < 0 or int(start_epoch) < 0:
-        raise ValueError(f"epoch and start_epoch must be >= 0, got epoch={epoch}, start_epoch={start_epoch}")
-    if encoding not in ENCODINGS:
-        raise ValueError(f"encoding must be one of {ENCODINGS}, got {encoding!r}")
+    tau = TAU_RANGE.check("tau", tau)
+    start_epoch = START_EPOCH_RANGE.check("start_epoch", start_epoch)
+    epoch = check_int("epoch", epoch, lo=0)
+    check_choice("encoding", encoding, ENCODINGS)
     out_dtype = torch.float64 if logits.dtype == torch.float64 else torch.float32
     with torch.no_grad():
         labels = labels.to(logits.device)
@@ -80,9 +84,9 @@ def mine_false_negatives(
             candidates = labels == -1  # (N, C) only unknown entries can be mined
         else:
             candidates = ~observed  # (N, C) assume-negative: every 0 is "negative or missing"
-        if int(epoch) >= int(start_epoch):
+        if epoch >= start_epoch:
             # sigma(s_ik) > tau, compared in float32 even for half-precision logits
-            confident = torch.sigmoid(logits.detach().float()) > float(tau)  # (N, C)
+            confident = torch.sigmoid(logits.detach().float()) > tau  # (N, C)
             mined = candidates & confident  # (N, C)
         else:
             mined = torch.zeros_like(observed)
