@@ -1,6 +1,6 @@
 """Training-throughput benchmark on synthetic tensors (no data loading): images/s of full training
 steps (forward under autocast, CLMLLoss, GradScaler backward, Adam step, OneCycle step, EMA update),
-exactly the per-step work of :mod:`clml_lib.train.engine`.
+through :func:`~clml_lib.train.step.train_step`, the step the engine runs.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import torch
 
 from ..losses import CLMLLoss
 from ..models import build_model
-from .ema import ModelEMA
-from .optim import build_optimizer, build_scheduler
+from .state import TrainState
+from .step import train_step
 
 
 def training_throughput(
@@ -45,34 +45,24 @@ def training_throughput(
     if amp not in ("none", "bf16", "fp16"):
         raise ValueError(f"amp must be 'none', 'bf16' or 'fp16', got {amp!r}")
     if steps < 1 or warmup < 0 or batch_size < 1:
-        raise ValueError(f"need steps >= 1, warmup >= 0, batch_size >= 1; got {steps}, {warmup}, {batch_size}")
+        raise ValueError(f"need steps >= 1, warmup >= 0, batch_size >= 1; got {steps}, {warmup}, "
+                         f"{batch_size}")
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device={device!r} but CUDA is not available")
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     model = build_model(backbone, num_classes).to(dev).train()
-    ema = ModelEMA(model, 0.9997)
-    criterion = CLMLLoss("BCE", use_low_rank=use_clml, use_correction=use_clml, start_epoch=0)
-    opt = build_optimizer(model, 1e-4, 1e-4)
-    sched = build_scheduler(opt, 1e-4, epochs=1, steps_per_epoch=steps + warmup + 1)
-    scaler = torch.amp.GradScaler(dev.type, enabled=amp == "fp16")
+    state = TrainState.create(model, lr=1e-4, weight_decay=1e-4, ema_decay=0.9997, epochs=1,
+                              steps_per_epoch=steps + warmup + 1, amp=amp)
+    criterion = CLMLLoss("BCE", use_clml=use_clml, use_correction=use_clml, start_epoch=0)
     x = torch.rand(batch_size, 3, image_size, image_size, generator=g).to(dev)
     freq = torch.full((num_classes,), 0.03)
     freq[0] = 0.45  # COCO-like: one frequent label ("person"), the rest rare
     y = (torch.rand(batch_size, num_classes, generator=g) < freq).float().to(dev)
-    dtype = torch.bfloat16 if amp == "bf16" else torch.float16
 
     def step() -> None:
-        with torch.autocast(dev.type, dtype=dtype, enabled=amp != "none"):
-            logits, feats = model(x)
-        loss = criterion(logits.float(), feats, y, epoch=1)
-        opt.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(opt)
-        scaler.update()
-        sched.step()
-        ema.update(model)
+        train_step(state, criterion, x, y, epoch=1, amp=amp)
 
     def sync() -> None:
         if dev.type == "cuda":

@@ -1,4 +1,5 @@
-"""Train / val / test datasets of a run, built from a :class:`TrainConfig` with :mod:`clml_lib.data`.
+"""Train / val / test datasets of a run, built from a :class:`TrainConfig` with
+:mod:`clml_lib.data`.
 
 * **Training labels.** The observed labels y are either a reference split file (``label_list``,
   one line per training image) or simulated from the full training labels with
@@ -9,8 +10,9 @@
   permutation seeded by ``split_seed``, are held out *before* training; the missing-label
   simulation runs on the whole training set first, so an image's observed labels do not depend on
   ``val_fraction``. Validation items are ``(image, full labels)`` without augmentation (a clean
-  validation split, Protocol B of field.md). ``num_train_images`` (0 = all) first keeps a seeded
-  random subset of the training images (the teaching set instead generates that many images).
+  validation split, Protocol B of docs/evaluation.md). ``num_train_images`` (0 = all) first keeps
+  a seeded random subset of the training images (the teaching set instead generates that many
+  images).
 * **Per dataset** (``data_root`` layouts are those of :mod:`clml_lib.data`):
 
   - ``teaching``: generated ``train`` / ``test`` splits (``label_list`` not supported);
@@ -30,11 +32,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch.utils.data import Dataset
 
+from ..data import (
+    CocoMultiLabel,
+    NusWideMultiLabel,
+    PartialLabelDataset,
+    TeachingMultiLabel,
+    VOCMultiLabel,
+    build_transforms,
+    read_label_list,
+    simulate_missing,
+)
+from ..seed import seed_for
+from .batches import batch_flip
 from .config import TrainConfig
 
 #: data seed of the teaching set (fixed: every run sees the same images)
@@ -73,6 +87,11 @@ class RunData:
         val, test: items ``(image, truth (C,))``.
         classes: C class names. observed, truth: (N_train, C) float 0/1 of the training items.
         info: sizes and label statistics (written to metrics.json under ``data``).
+        tensors: for data generated in memory (the teaching set), the same splits as tensors,
+            ``{"train": (images uint8 (n, 3, S, S), observed (n, C), truth (n, C)),
+            "val": (images, truth), "test": (images, truth)}``, served without a DataLoader by
+            :class:`~clml_lib.train.batches.TensorBatches`; None for file-backed datasets.
+        batch_transform: the training augmentation on whole float batches (with ``tensors``).
     """
 
     train: Dataset
@@ -82,17 +101,15 @@ class RunData:
     observed: torch.Tensor
     truth: torch.Tensor
     info: dict[str, Any] = field(default_factory=dict)
+    tensors: dict[str, tuple[torch.Tensor, ...]] | None = None
+    batch_transform: Callable[[torch.Tensor], torch.Tensor] | None = None
 
 
 def _split_generator(cfg: TrainConfig, tag: int) -> torch.Generator:
-    from .distributed import seed_for
-
     return torch.Generator().manual_seed(seed_for(cfg.split_seed, tag))
 
 
 def _teaching(cfg: TrainConfig, train_tf, eval_tf):
-    from ..data import TeachingMultiLabel
-
     if cfg.label_list:
         raise ValueError("label_list is not supported for the teaching set (its missing labels are "
                          "simulated with `setting`)")
@@ -104,9 +121,8 @@ def _teaching(cfg: TrainConfig, train_tf, eval_tf):
 
 
 def _coco(cfg: TrainConfig, train_tf, eval_tf):
-    """COCO-2014: train2014 (optionally the images and labels of a reference split file), val2014."""
-    from ..data import CocoMultiLabel
-
+    """COCO-2014: train2014 (optionally the images and labels of a reference split file),
+    val2014."""
     lst = cfg.label_list or None
     if lst is not None and not Path(lst).is_file():
         raise FileNotFoundError(f"label_list not found: {lst}")
@@ -121,8 +137,6 @@ def _coco(cfg: TrainConfig, train_tf, eval_tf):
 
 def _voc(cfg: TrainConfig, train_tf, eval_tf):
     """VOC 2007: trainval for training, test for testing (difficult objects count as positive)."""
-    from ..data import VOCMultiLabel
-
     kw = dict(year="2007")
     train = VOCMultiLabel(cfg.data_root, image_set="trainval", transform=train_tf, **kw)
     train_eval = VOCMultiLabel(cfg.data_root, image_set="trainval", transform=eval_tf,
@@ -134,8 +148,6 @@ def _voc(cfg: TrainConfig, train_tf, eval_tf):
 def _nus(cfg: TrainConfig, train_tf, eval_tf):
     """NUS-WIDE: data_root holds nus_train_full.txt (training images, full labels) and
     nus_val.txt (test list), images under data_root/images/ or data_root/."""
-    from ..data import NusWideMultiLabel
-
     root = Path(cfg.data_root)
     lists = {name: root / name for name in ("nus_train_full.txt", "nus_val.txt")}
     for name, path in lists.items():
@@ -158,8 +170,6 @@ def _observed_by_name(cfg: TrainConfig, base) -> torch.Tensor | None:
     """Observed labels of ``base``'s images (matched by file name) from ``cfg.label_list``."""
     if not cfg.label_list:
         return None
-    from ..data import read_label_list
-
     path = Path(cfg.label_list)
     if not path.is_file():
         raise FileNotFoundError(f"label_list not found: {path}")
@@ -180,8 +190,6 @@ def build_run_data(cfg: TrainConfig) -> RunData:
             the expected layout; a label_list that does not match the training images; a split
             too small to hold out a validation set.
     """
-    from ..data import PartialLabelDataset, build_transforms, simulate_missing
-
     if cfg.dataset == "teaching":
         train_tf = _teaching_augment if cfg.augment else None
         eval_tf = None
@@ -189,9 +197,11 @@ def build_run_data(cfg: TrainConfig) -> RunData:
             raise ValueError("normalize=True is for ImageNet-pretrained backbones on real images; "
                              "the teaching set is used without it")
     else:
-        train_tf = build_transforms(train=cfg.augment, image_size=cfg.image_size, normalize=cfg.normalize)
-        eval_tf = build_transforms(train=False, image_size=cfg.image_size, normalize=cfg.normalize)
-    base_train, base_eval, test, truth_all, observed_all = _BUILDERS[cfg.dataset](cfg, train_tf, eval_tf)
+        size, norm = cfg.image_size, cfg.normalize
+        train_tf = build_transforms(train=cfg.augment, image_size=size, normalize=norm)
+        eval_tf = build_transforms(train=False, image_size=size, normalize=norm)
+    built = _BUILDERS[cfg.dataset](cfg, train_tf, eval_tf)
+    base_train, base_eval, test, truth_all, observed_all = built
     classes = list(base_train.classes)
     if list(test.classes) != classes:
         raise ValueError("train and test datasets disagree on the class list")
@@ -202,7 +212,8 @@ def build_run_data(cfg: TrainConfig) -> RunData:
     if cfg.num_train_images and cfg.dataset != "teaching":
         if cfg.num_train_images > n_all:
             raise ValueError(f"num_train_images={cfg.num_train_images} > {n_all} training images")
-        keep = torch.randperm(n_all, generator=_split_generator(cfg, 1))[: cfg.num_train_images].sort().values
+        keep = torch.randperm(n_all, generator=_split_generator(cfg, 1))[: cfg.num_train_images]
+        keep = keep.sort().values
 
     if observed_all is not None:
         setting = f"label_list:{Path(cfg.label_list).name}"
@@ -211,16 +222,19 @@ def build_run_data(cfg: TrainConfig) -> RunData:
         setting = cfg.setting
     observed_all = torch.as_tensor(observed_all, dtype=torch.float32)
     if observed_all.shape != truth_all.shape:
-        raise ValueError(f"observed labels {tuple(observed_all.shape)} != truth {tuple(truth_all.shape)}")
+        raise ValueError(f"observed labels {tuple(observed_all.shape)} != truth "
+                         f"{tuple(truth_all.shape)}")
 
     n = keep.numel()
     n_val = max(1, round(cfg.val_fraction * n))
     if n - n_val < 1:
-        raise ValueError(f"{n} training images are too few to hold out val_fraction={cfg.val_fraction}")
+        raise ValueError(f"{n} training images are too few to hold out "
+                         f"val_fraction={cfg.val_fraction}")
     perm = keep[torch.randperm(n, generator=_split_generator(cfg, 2))]
     val_idx, train_idx = perm[:n_val].sort().values, perm[n_val:].sort().values
 
-    train = PartialLabelDataset(IndexedSubset(base_train, train_idx, truth_all), observed_all[train_idx])
+    train = PartialLabelDataset(IndexedSubset(base_train, train_idx, truth_all),
+                                observed_all[train_idx])
     val = IndexedSubset(base_eval, val_idx, truth_all)
     obs, tru = observed_all[train_idx], truth_all[train_idx]
     info = {
@@ -229,11 +243,19 @@ def build_run_data(cfg: TrainConfig) -> RunData:
         "train_positives_observed": int(obs.sum()), "train_positives_true": int(tru.sum()),
         "train_missing_fraction": float(1 - obs.sum() / tru.sum()) if tru.sum() > 0 else 0.0,
     }
-    return RunData(train=train, val=val, test=test, classes=classes, observed=obs, truth=tru, info=info)
+    tensors, batch_transform = None, None
+    if isinstance(base_train, TeachingMultiLabel):  # generated in memory: serve tensors directly
+        tensors = {"train": (base_train.images[train_idx], obs, tru),
+                   "val": (base_train.images[val_idx], truth_all[val_idx]),
+                   "test": (test.images, test.labels.float())}
+        batch_transform = batch_flip if cfg.augment else None
+    return RunData(train=train, val=val, test=test, classes=classes, observed=obs, truth=tru,
+                   info=info, tensors=tensors, batch_transform=batch_transform)
 
 
 def _teaching_augment(image: torch.Tensor) -> torch.Tensor:
-    """Light augmentation of a teaching image (3, S, S): random horizontal flip (labels invariant)."""
+    """Light augmentation of a teaching image (3, S, S): random horizontal flip (labels invariant).
+    The per-item twin of :func:`~clml_lib.train.batches.batch_flip` (same random draws)."""
     if torch.rand(()) < 0.5:
         image = image.flip(-1)
     return image

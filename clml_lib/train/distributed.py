@@ -10,17 +10,17 @@ single process (world size 1) without any process group.
   shuffle. Evaluation uses :class:`ShardSampler` (``range(rank, n, world)``, no padding, so no image
   is counted twice) and :func:`gather_eval` puts the predictions back in dataset order.
 * **The CLML batch.** The nuclear norms of CLML are per-batch quantities (rank <= N), so the batch
-  the loss sees matters (paper.md section 6, Q7). The reference trains with ``DataParallel``, where
-  the loss sees the full gathered batch. With ``ddp_gather=True`` (default) every rank gathers the
-  logits, features and labels of all ranks with the differentiable :func:`all_gather_with_grad` and
-  computes the *whole* loss (base + CLML) on the global batch, so the value equals the reference's
-  global-batch loss. Gradient bookkeeping: all ranks compute the same loss L; the backward of the
-  gather sums the incoming gradients over ranks, so each rank's local features get W * dL/dz_local;
-  DDP then averages parameter gradients over the W ranks, which gives exactly dL/dtheta.
-  ``TrainConfig.batch_size`` is the *global* batch (split evenly over ranks).
-  With ``ddp_gather=False`` each rank computes the loss on its own N/W images (CLML nuclear norms
-  over the local batch only) and DDP averages: the loss is the mean over ranks of local losses,
-  i.e. for ``reduction='sum'`` the base loss is 1/W of the global sum.
+  the loss sees matters (docs/method.md section 6, Q7). The reference trains with ``DataParallel``,
+  where the loss sees the full gathered batch. With ``ddp_gather=True`` (default) every rank
+  gathers the logits, features and labels of all ranks with the differentiable
+  :func:`all_gather_with_grad` and computes the *whole* loss (base + CLML) on the global batch, so
+  the value equals the reference's global-batch loss. Gradient bookkeeping: all ranks compute the
+  same loss L; the backward of the gather sums the incoming gradients over ranks, so each rank's
+  local features get W * dL/dz_local; DDP then averages parameter gradients over the W ranks, which
+  gives exactly dL/dtheta. ``TrainConfig.batch_size`` is the *global* batch (split evenly over
+  ranks). With ``ddp_gather=False`` each rank computes the loss on its own N/W images (CLML nuclear
+  norms over the local batch only) and DDP averages: the loss is the mean over ranks of local
+  losses, i.e. for ``reduction='sum'`` the base loss is 1/W of the global sum.
 """
 
 from __future__ import annotations
@@ -28,10 +28,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 import torch.distributed as dist
 from torch.utils.data import Sampler
+
+from ..seed import seed_for
 
 
 @dataclass
@@ -80,7 +81,8 @@ def init_distributed(device: str = "cpu") -> DistInfo:
                     f"LOCAL_RANK {local_rank} but only {torch.cuda.device_count()} CUDA device(s)")
             dev = torch.device("cuda", local_rank)
         elif dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ValueError(f"device={device!r} but only {torch.cuda.device_count()} CUDA device(s)")
+            raise ValueError(f"device={device!r} but only {torch.cuda.device_count()} CUDA "
+                             "device(s)")
         torch.cuda.set_device(dev)
     if world <= 1:
         return DistInfo(device=dev)
@@ -102,11 +104,6 @@ def cleanup(info: DistInfo) -> None:
 def barrier(info: DistInfo) -> None:
     if info.distributed:
         dist.barrier()
-
-
-def seed_for(*parts: int) -> int:
-    """A 63-bit seed derived from integers (e.g. ``(seed, epoch)``) through NumPy's SeedSequence."""
-    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(2, np.uint64)[0] >> np.uint64(1))
 
 
 class EpochShuffleSampler(Sampler[int]):
@@ -211,7 +208,8 @@ def all_gather_with_grad(x: torch.Tensor, info: DistInfo) -> torch.Tensor:
     sizes = [torch.zeros_like(n) for _ in range(info.world_size)]
     dist.all_gather(sizes, n)
     if len({int(s.item()) for s in sizes}) != 1:
-        raise ValueError(f"ranks hold different batch sizes {[int(s) for s in sizes]}; cannot gather")
+        raise ValueError(f"ranks hold different batch sizes {[int(s) for s in sizes]}; "
+                         "cannot gather")
     return _GatherWithGrad.apply(x)
 
 

@@ -15,7 +15,8 @@ import torch.nn as nn
 
 def unwrap(model: nn.Module) -> nn.Module:
     """The module inside a DistributedDataParallel / DataParallel wrapper (or the model itself)."""
-    return model.module if hasattr(model, "module") and isinstance(model.module, nn.Module) else model
+    inner = getattr(model, "module", None)
+    return inner if isinstance(inner, nn.Module) else model
 
 
 class ModelEMA:

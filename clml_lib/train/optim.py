@@ -1,12 +1,12 @@
-"""Optimiser and learning-rate schedule of the reference recipe (paper.md section 3.2).
+"""Optimiser and learning-rate schedule of the reference recipe (docs/method.md section 3.2).
 
 * Adam with weight decay applied through parameter groups: every parameter with more than one
   dimension (conv / linear weights) gets ``weight_decay``; biases and other 1-D parameters
   (BatchNorm scales and shifts) get none. Adam's own ``weight_decay`` is the *coupled* L2 term added
   to the gradient, exactly as the reference (``torch.optim.Adam`` with per-group decay, the ASL
   ``add_weight_decay`` helper); it is not AdamW's decoupled decay.
-* ``OneCycleLR(max_lr=lr, epochs, steps_per_epoch, pct_start=0.2)``, stepped once per batch. With the
-  reference's 80-epoch schedule and ``stop_epoch=25`` training ends before the annealing phase.
+* ``OneCycleLR(max_lr=lr, epochs, steps_per_epoch, pct_start=0.2)``, stepped once per batch. With
+  the reference's 80-epoch schedule and ``stop_epoch=25`` training ends before the annealing phase.
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
         (no_decay if p.ndim <= 1 else decay).append(p)
     if not decay and not no_decay:
         raise ValueError("the model has no trainable parameters")
-    return [{"params": no_decay, "weight_decay": 0.0}, {"params": decay, "weight_decay": weight_decay}]
+    return [{"params": no_decay, "weight_decay": 0.0},
+            {"params": decay, "weight_decay": weight_decay}]
 
 
 def build_optimizer(model: nn.Module, lr: float, weight_decay: float) -> torch.optim.Adam:
@@ -44,7 +45,8 @@ def build_optimizer(model: nn.Module, lr: float, weight_decay: float) -> torch.o
 
 
 def build_scheduler(
-    optimizer: torch.optim.Optimizer, lr: float, epochs: int, steps_per_epoch: int, pct_start: float = 0.2
+    optimizer: torch.optim.Optimizer, lr: float, epochs: int, steps_per_epoch: int,
+    pct_start: float = 0.2,
 ) -> torch.optim.lr_scheduler.OneCycleLR:
     """OneCycleLR as the reference: max_lr = lr, cosine warm-up over ``pct_start`` of the schedule.
 
@@ -54,7 +56,8 @@ def build_scheduler(
         ValueError: epochs or steps_per_epoch < 1.
     """
     if epochs < 1 or steps_per_epoch < 1:
-        raise ValueError(f"need epochs >= 1 and steps_per_epoch >= 1, got {epochs}, {steps_per_epoch}")
+        raise ValueError(f"need epochs >= 1 and steps_per_epoch >= 1, got {epochs}, "
+                         f"{steps_per_epoch}")
     return torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=lr, epochs=epochs, steps_per_epoch=steps_per_epoch, pct_start=pct_start
     )
