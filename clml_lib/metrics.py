@@ -27,10 +27,11 @@ Conventions (the decisions taken here, see paper.md section 6 item 13 and field.
 
 from __future__ import annotations
 
-from typing import Sequence
 
 import numpy as np
 import torch
+
+from .checks import check_label_codes
 
 _TIES = ("group", "first")
 _EMPTY = ("raise", "skip", "zero")
@@ -70,14 +71,10 @@ def _check_inputs(scores, targets) -> tuple[np.ndarray, np.ndarray]:
             f"scores contain NaN/inf ({int((~np.isfinite(s)).sum())} entries, first at "
             f"[{bad[0]}, {bad[1]}] = {s[bad[0], bad[1]]})"
         )
-    ok = (t == 0) | (t == 1)
-    if not ok.all():
-        bad = np.argwhere(~ok)[0]
-        vals = np.unique(t[~ok])[:5]
-        raise ValueError(
-            f"targets must be 0/1, got values {vals.tolist()} (first at [{bad[0]}, {bad[1]}]); "
-            "-1 'unknown' codes are not allowed in evaluation targets: use the full ground truth"
-        )
+    check_label_codes(
+        t, "targets",
+        hint="; -1 'unknown' codes are not allowed in evaluation targets: use the full ground truth",
+    )
     return s, t
 
 
@@ -267,8 +264,7 @@ def mined_label_quality(mined, observed, truth) -> dict[str, float | int | None]
             f"{y.shape}"
         )
     for name, a in (("mined", m), ("observed", o), ("truth", y)):
-        if not ((a == 0) | (a == 1)).all():
-            raise ValueError(f"{name} must be 0/1, got values {np.unique(a)[:5].tolist()}")
+        check_label_codes(a, name)
     count = int(m.sum())
     true = int((m * y).sum())
     missing = int(((o == 0) & (y == 1)).sum())
@@ -279,15 +275,3 @@ def mined_label_quality(mined, observed, truth) -> dict[str, float | int | None]
         "precision": true / count if count else None,
         "recall": true / missing if missing else None,
     }
-
-
-def summarize_classes(ap: Sequence[float], classes: Sequence[str]) -> list[tuple[str, float]]:
-    """Pair class names with per-class AP, sorted from worst to best (nan last).
-
-    Raises:
-        ValueError: lengths differ.
-    """
-    if len(ap) != len(classes):
-        raise ValueError(f"got {len(ap)} AP values for {len(classes)} classes")
-    pairs = list(zip(classes, (float(a) for a in ap)))
-    return sorted(pairs, key=lambda p: (np.isnan(p[1]), p[1]))

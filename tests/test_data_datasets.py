@@ -151,7 +151,7 @@ def test_coco_bad_annotation_files(coco_root):
     with pytest.raises(ValueError, match=r"instances_train2014\.json: annotation 1 has unknown category id 12"):
         CocoMultiLabel(coco_root, "train")
     ann.write_text("{not json")
-    with pytest.raises(ValueError, match=r"cannot read COCO annotation file .*instances_train2014\.json"):
+    with pytest.raises(ValueError, match=r"instances_train2014\.json:1:2: not valid JSON: Expecting property name"):
         CocoMultiLabel(coco_root, "train")
 
 
@@ -278,7 +278,7 @@ def test_nus_errors(tmp_path):
     lst.write_text("a.jpg, 81\n")
     with pytest.raises(ValueError, match=r"list\.txt:1: class index 81 out of range for 81 classes"):
         NusWideMultiLabel(root, lst)
-    with pytest.raises(ValueError, match=r"label_list labels must hold only 0 and 1, got 2\.0"):
+    with pytest.raises(ValueError, match=r"label_list labels must hold only \{0, 1\}, found 2 in 81 of 81 entries \(first at row 0 \('a.jpg'\), class 0\)"):
         NusWideMultiLabel(root, (["a.jpg"], torch.full((1, 81), 2.0)))
 
 
@@ -302,11 +302,11 @@ def test_partial_label_dataset_errors(coco_root):
     base = CocoMultiLabel(coco_root, "train")
     with pytest.raises(ValueError, match=r"observed must have the shape of base\.labels \(4, 80\), got \(4, 79\)"):
         PartialLabelDataset(base, torch.zeros(4, 79))
-    with pytest.raises(ValueError, match=r"observed must hold 1, 0 or -1, got 0\.5 at row 0, class 0"):
+    with pytest.raises(ValueError, match=r"observed must hold only \{-1, 0, 1\} \(-1 = unknown\), found 0.5 in 320 of 320 entries \(first at row 0 \('COCO_train2014_000000000007.jpg'\), class 0\)"):
         PartialLabelDataset(base, torch.full((4, 80), 0.5))
     invented = base.labels.clone()
     invented[1, 5] = 1
-    with pytest.raises(ValueError, match=r"observed has 1 positives that the ground truth marks 0 \(first: row 1, class 5 'bus'\)"):
+    with pytest.raises(ValueError, match=r"observed has 1 positives that the ground truth marks 0 \(first: row 1 \('COCO_train2014_\d+.jpg'\), class 5 'bus'\).*training config field `label_list`"):
         PartialLabelDataset(base, invented)
     assert PartialLabelDataset(base, invented, strict=False)[1][1][5] == 1
     with pytest.raises(ValueError, match=r"base dataset list has no \.labels tensor"):
@@ -354,3 +354,100 @@ def test_build_transforms():
         build_transforms(True, cutout=1.5)
     with pytest.raises(TypeError, match=r"got ndarray \(4, 4\)"):
         EnsurePIL()(torch.zeros(4, 4).numpy())
+
+
+# --------------------------------------------------------------------------- identity columns
+def _edit_coco(root, edit):
+    ann = root / "annotations" / "instances_train2014.json"
+    doc = json.loads(ann.read_text())
+    edit(doc)
+    ann.write_text(json.dumps(doc))
+    return ann
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda d: d["images"].append(dict(d["images"][0], file_name="other.jpg")),
+         r"1 duplicated image ids: 42; each must be unique"),
+        (lambda d: d["images"].append(dict(d["images"][1], id=1234)),
+         r"1 duplicated image file names: 'COCO_train2014_000000000007\.jpg'"),
+        (lambda d: d["categories"].append({"id": 1, "name": "human"}),
+         r"1 duplicated category ids: 1;"),
+        (lambda d: d["categories"].append({"id": 91, "name": "person"}),
+         r"1 duplicated category names: 'person'"),
+        (lambda d: d["annotations"].append(dict(d["annotations"][0])),
+         r"1 duplicated annotation ids: 1;"),
+    ],
+    ids=["image id", "file name", "category id", "category name", "annotation id"],
+)
+def test_coco_duplicate_ids_are_refused(coco_root, edit, message):
+    ann = _edit_coco(coco_root, edit)
+    with pytest.raises(ValueError, match=re.escape(str(ann)) + ": " + message):
+        CocoMultiLabel(coco_root, "train")
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda d: d.pop("categories"),
+         r"no 'categories' key \(a COCO instances file has 'images', 'categories' and "
+         r"'annotations'; found \['annotations', 'images'"),
+        (lambda d: d.pop("images"), r"no 'images' key"),
+        (lambda d: d.pop("annotations"), r"no 'annotations' key"),
+        (lambda d: d.update(categories=[]), r"'categories' is empty"),
+        (lambda d: d.update(categories={"1": "person"}), r"'categories' must be a list, got dict"),
+        (lambda d: d["images"][2].pop("file_name"), r"images\[2\] has no 'file_name' key"),
+        (lambda d: d["images"][0].update(id="42"), r"images\[0\]\['id'\] must be int, got '42'"),
+        (lambda d: d["annotations"][1].update(category_id=1.0),
+         r"annotations\[1\]\['category_id'\] must be int, got 1\.0"),
+        (lambda d: d["annotations"][0].update(image_id=77),
+         r"annotation 1 refers to unknown image id 77"),
+    ],
+)
+def test_coco_structure_errors_name_file_and_key(coco_root, edit, message):
+    ann = _edit_coco(coco_root, edit)
+    with pytest.raises(ValueError, match=re.escape(str(ann)) + ": " + message):
+        CocoMultiLabel(coco_root, "train")
+
+
+def test_coco_annotation_encoding(coco_root):
+    ann = coco_root / "annotations" / "instances_train2014.json"
+    ann.write_bytes(b"\xef\xbb\xbf" + ann.read_bytes())  # a BOM is accepted
+    assert len(CocoMultiLabel(coco_root, "train")) == 4
+    ann.write_bytes(ann.read_bytes().replace(b"person", b"p\xe9rson"))
+    with pytest.raises(ValueError, match=re.escape(str(ann)) + r": not valid UTF-8"):
+        CocoMultiLabel(coco_root, "train")
+    ann.write_text("[1, 2]")
+    with pytest.raises(ValueError, match=r"expected a JSON object .* got a list"):
+        CocoMultiLabel(coco_root, "train")
+
+
+def test_label_list_pairs_with_duplicate_names_are_refused(coco_root, tmp_path):
+    ds = CocoMultiLabel(coco_root, "train")
+    names = [ds.names[0], ds.names[1], ds.names[0]]
+    with pytest.raises(ValueError, match=r"label_list names\[2\]: image name .* appears twice "
+                                         r"\(first at label_list names\[0\]\)"):
+        CocoMultiLabel(coco_root, "train", label_list=(names, torch.zeros(3, 80)))
+    root = tmp_path / "nus"
+    write_jpeg(root / "images" / "a.jpg", 16)
+    with pytest.raises(ValueError, match=r"label_list names\[1\]: image name 'a\.jpg' appears twice"):
+        NusWideMultiLabel(root, (["a.jpg", "a.jpg"], torch.zeros(2, 81)))
+
+
+def test_voc_identity_columns(voc_root):
+    main = voc_root / "VOCdevkit" / "VOC2007" / "ImageSets" / "Main"
+    (main / "aeroplane_trainval.txt").write_text("000005 -1\n000007  1\n")
+    with pytest.raises(ValueError, match=r"aeroplane_trainval\.txt:1: expected one image id per "
+                                         r"line, got '000005 -1' \(a per-class list"):
+        VOCMultiLabel(voc_root, image_set="aeroplane_trainval")
+    (main / "bom.txt").write_bytes(b"\xef\xbb\xbf000005\n000007\n")
+    assert VOCMultiLabel(voc_root, image_set="bom").ids == ["000005", "000007"]
+    (main / "dup.txt").write_text("000005\n000007\n000005\n")
+    with pytest.raises(ValueError, match=r"dup\.txt:3: image id '000005' listed again \(first at line 1\)"):
+        VOCMultiLabel(voc_root, image_set="dup")
+    xml = voc_root / "VOCdevkit" / "VOC2007" / "Annotations" / "000007.xml"
+    xml.write_text(xml.read_text().replace("<filename>000007.jpg", "<filename>000005.jpg"))
+    with pytest.raises(ValueError, match=r"000007\.xml: <filename> is '000005\.jpg', but this is the "
+                                         r"annotation of image '000007'"):
+        VOCMultiLabel(voc_root)

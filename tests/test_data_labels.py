@@ -110,7 +110,7 @@ def test_write_read_roundtrip(tmp_path):
 
 def test_write_bad_inputs(tmp_path):
     out = tmp_path / "x.txt"
-    with pytest.raises(ValueError, match=r"labels must be 0/1, got -1\.0 at row 1 \('b'\), class 0.*to_assume_negative"):
+    with pytest.raises(ValueError, match=r"labels must hold only \{0, 1\}, found -1 in 1 of 4 entries \(first at row 1 \('b'\), class 0\).*to_assume_negative"):
         write_label_list(out, ["a", "b"], torch.tensor([[1.0, 0.0], [-1.0, 1.0]]))
     with pytest.raises(ValueError, match="got 1 names for 2 label rows"):
         write_label_list(out, ["a"], torch.zeros(2, 3))
@@ -121,3 +121,81 @@ def test_write_bad_inputs(tmp_path):
     with pytest.raises(ValueError, match=r"invalid image name 'a,b'"):
         write_label_list(out, ["a,b", "c"], torch.zeros(2, 3))
     assert not out.exists()
+
+
+# --------------------------------------------------------------------------- one meaning per line
+@pytest.mark.parametrize(
+    "row, num_classes, columns",
+    [
+        ([0] * 13 + [1] + [0] * 10 + [1] + [0] * 56, 81, "exactly C = 81 columns"),  # NUS-WIDE row
+        ([0] * 81, 81, "exactly C = 81 columns"),  # an image without labels, as a vector
+        ([1] * 81, 81, "exactly C = 81 columns"),
+        ([0, 1, 0, 0, 1] + [0] * 76, 80, "81 columns \\(C = 80\\)"),  # a vector for another C
+        ([1, 0, 1], 20, "3 columns \\(C = 20\\)"),
+        ([0, 0], 5, "2 columns \\(C = 5\\)"),
+    ],
+)
+def test_vector_line_is_refused_with_file_and_line(tmp_path, row, num_classes, columns):
+    text = "a.jpg, 3 1\n" + "b.jpg, " + " ".join(map(str, row)) + "\n"
+    path = _write(tmp_path, text)
+    with pytest.raises(ValueError, match=rf"{path.name}:2: the line holds {len(row)} tokens that "
+                                         rf"are all 0 or 1 \({columns}\).*0/1 label vector"):
+        read_label_list(path, num_classes)
+
+
+@pytest.mark.parametrize("tokens, expected", [("0 1", [0, 1]), ("1", [1]), ("0", [0]),
+                                              ("1 0", [0, 1]), ("3 3 7", [3, 7]), ("", [])])
+def test_index_lines_with_zero_and_one_are_still_read(tmp_path, tokens, expected):
+    names, labels = read_label_list(_write(tmp_path, f"a.jpg, {tokens}\n"), 81)
+    assert labels[0].nonzero().flatten().tolist() == expected
+
+
+# --------------------------------------------------------------------------- encoding
+def test_utf8_bom_is_stripped_not_part_of_the_first_name(tmp_path):
+    path = tmp_path / "bom.txt"
+    path.write_bytes(b"\xef\xbb\xbfa.jpg, 1\r\nb.jpg, 2\r\n")  # Windows editor: BOM and CRLF
+    names, labels = read_label_list(path, 3)
+    assert names == ["a.jpg", "b.jpg"] and labels.tolist() == [[0, 1, 0], [0, 0, 1]]
+
+
+def test_bom_inside_the_file_is_refused(tmp_path):
+    path = tmp_path / "cat.txt"
+    path.write_bytes(b"a.jpg, 1\n\xef\xbb\xbfb.jpg, 2\n")  # two files concatenated
+    with pytest.raises(ValueError, match=r"cat\.txt:2: a byte-order mark \(U\+FEFF\) inside"):
+        read_label_list(path, 3)
+
+
+@pytest.mark.parametrize("raw, line, byte", [(b"\xe9t\xe9.jpg, 1\n", 1, "0xe9"),
+                                             (b"a.jpg, 1\nb\xff.jpg, 2\n", 2, "0xff")])
+def test_non_utf8_names_file_and_line(tmp_path, raw, line, byte):
+    path = tmp_path / "latin1.txt"
+    path.write_bytes(raw)
+    with pytest.raises(ValueError, match=rf"latin1\.txt:{line}: not valid UTF-8 \(byte {byte} at"):
+        read_label_list(path, 3)
+
+
+def test_unicode_names_round_trip(tmp_path):
+    names = ["été.jpg", "日本.jpg", "a b.jpg"]
+    out = write_label_list(tmp_path / "u.txt", names, torch.eye(3))
+    names2, labels2 = read_label_list(out, 3)
+    assert names2 == names and torch.equal(labels2, torch.eye(3))
+
+
+# --------------------------------------------------------------------------- never overwrite
+def test_write_never_overwrites_silently(tmp_path):
+    out = write_label_list(tmp_path / "s.txt", ["a"], torch.ones(1, 2))
+    before = out.read_bytes()
+    with pytest.raises(FileExistsError, match=r"s\.txt exists; refusing to overwrite"):
+        write_label_list(out, ["b"], torch.zeros(1, 2))
+    assert out.read_bytes() == before
+    write_label_list(out, ["b"], torch.zeros(1, 2), overwrite=True)
+    assert out.read_text() == "b,\n"
+    with pytest.raises(IsADirectoryError):
+        write_label_list(tmp_path, ["b"], torch.zeros(1, 2), overwrite=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.txt"]  # no temporary file left
+
+
+@pytest.mark.parametrize("bad", ["", " a", "a\n", "a\rb", "\ufeffa", 3, None])
+def test_write_refuses_unwritable_names(tmp_path, bad):
+    with pytest.raises(ValueError, match=r"names\[1\]: invalid image name"):
+        write_label_list(tmp_path / "n.txt", ["ok.jpg", bad], torch.zeros(2, 2))

@@ -115,7 +115,7 @@ def test_at_least_one_rule_wins_with_a_warning():
 @pytest.mark.parametrize(
     "labels, setting, seed, error, match",
     [
-        (torch.tensor([[1.0, -1.0]]), "40left", 0, ValueError, r"labels must hold only 0 and 1, got -1\.0 at row 0, class 1"),
+        (torch.tensor([[1.0, -1.0]]), "40left", 0, ValueError, r"labels must hold only \{0, 1\}, found -1 in 1 of 2 entries \(first at row 0, class 1\) \(simulate_missing needs"),
         (torch.ones(4), "40left", 0, ValueError, r"must be a 2-D \(N, C\) matrix, got shape \(4,\)"),
         (torch.ones(2, 2), "50%", 0, ValueError, r"unknown missing-label setting '50%'"),
         (torch.ones(2, 2), "100left", 0, ValueError, r"unknown missing-label setting '100left'"),
@@ -138,9 +138,9 @@ def test_encodings_roundtrip_and_errors():
     assert torch.equal(to_assume_negative(signed2), obs)
     assert torch.equal(to_assume_negative(obs), obs)
     assert torch.equal(unknown_mask(signed2), signed2 == UNKNOWN)
-    with pytest.raises(ValueError, match=r"labels must hold 1, 0 or -1, got 2\.0 at row 0, class 1"):
+    with pytest.raises(ValueError, match=r"labels must hold only \{-1, 0, 1\} \(-1 = unknown\), found 2 in 1 of \d+ entries \(first at row 0, class 1\)"):
         to_assume_negative(torch.tensor([[1.0, 2.0]]))
-    with pytest.raises(ValueError, match=r"observed must hold only 0 and 1, got -1\.0"):
+    with pytest.raises(ValueError, match=r"observed must hold only \{0, 1\}, found -1"):
         to_unknown_encoding(signed)
     with pytest.raises(ValueError, match=r"known_negatives must have the shape of observed \(2, 3\), got \(3,\)"):
         to_unknown_encoding(obs, known_negatives=torch.zeros(3, dtype=torch.bool))
@@ -171,7 +171,7 @@ def test_split_stats_bad_inputs():
         split_stats(y, names=["a", "b"])
     with pytest.raises(ValueError, match=r"observed must have the shape of labels \(3, 3\), got \(3, 2\)"):
         split_stats(y, torch.zeros(3, 2))
-    with pytest.raises(ValueError, match=r"observed must hold 1, 0 or -1, got 0\.5 at row 0, class 0"):
+    with pytest.raises(ValueError, match=r"observed must hold only \{-1, 0, 1\} \(-1 = unknown\), found 0.5 in \d+ of \d+ entries \(first at row 0, class 0\)"):
         split_stats(y, torch.full((3, 3), 0.5))
-    with pytest.raises(ValueError, match=r"labels must hold only 0 and 1, got 2\.0"):
+    with pytest.raises(ValueError, match=r"labels must hold only \{0, 1\}, found 2"):
         split_stats(2 * y)

@@ -50,7 +50,7 @@ def test_voc_and_nus(tmp_path, capsys):
     out = tmp_path / "voc.txt"
     assert main(["--dataset", "voc", "--root", str(tmp_path / "voc"), "--setting", "full", "--out", str(out)]) == 0
     assert out.read_text() == "000001.jpg, 11 14\n000002.jpg, 7 14\n"  # difficult person kept ('positive')
-    assert main(["--dataset", "voc", "--root", str(tmp_path / "voc"), "--setting", "full", "--difficult", "negative", "--out", str(out)]) == 0
+    assert main(["--dataset", "voc", "--root", str(tmp_path / "voc"), "--setting", "full", "--difficult", "negative", "--out", str(out), "--force"]) == 0
     assert out.read_text() == "000001.jpg, 11 14\n000002.jpg, 7\n"
     assert "1 difficult-only labels" in capsys.readouterr().out
 
@@ -113,3 +113,107 @@ def test_module_entry_point(coco_root, tmp_path, monkeypatch, capsys):
     assert "wrote" in capsys.readouterr().out and out.is_file()
     ds = CocoMultiLabel(coco_root, "train")
     assert torch.equal(read_label_list(out, 80)[1], simulate_missing(ds.labels, "75left", seed=2))
+
+
+# --------------------------------------------------------------------------- outputs never replace inputs
+def _snapshot(folder):
+    return {p: p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture()
+def small_coco(tmp_path):
+    return make_coco_tree(tmp_path / "coco", num_train=6, num_val=2, image_size=16, seed=3)
+
+
+def _run(root, out, *extra):
+    return main(["--dataset", "coco", "--root", str(root), "--setting", "single", "--out", str(out),
+                 *extra])
+
+
+def test_out_equal_to_the_label_list_is_refused(small_coco, tmp_path, capsys):
+    ds = CocoMultiLabel(small_coco, "train")
+    full = tmp_path / "full.txt"
+    full.write_text("".join(f"{n}, {' '.join(map(str, r.nonzero().flatten().tolist()))}\n"
+                            for n, r in zip(ds.names, ds.labels)))
+    before = full.read_bytes()
+    for out in (full, tmp_path / "." / "full.txt"):  # the same file, spelled two ways
+        rc = _run(small_coco, out, "--label-list", str(full))
+        err = capsys.readouterr().err
+        assert rc == 1 and "is the input label list (--label-list" in err and "--force" in err
+        assert "Traceback" not in err and full.read_bytes() == before
+    # asked explicitly: the input is read completely, then replaced
+    assert _run(small_coco, full, "--label-list", str(full), "--force") == 0
+    assert torch.equal(read_label_list(full, 80)[1], simulate_missing(ds.labels, "single", 0))
+
+
+@pytest.mark.parametrize("target", ["annotations/instances_train2014.json",
+                                    "annotations/instances_val2014.json",
+                                    "train2014/COCO_train2014_000000000001.jpg"])
+def test_out_onto_a_dataset_file_is_refused(small_coco, capsys, target):
+    before = _snapshot(small_coco)
+    path = small_coco / target
+    if not path.exists():  # the fixture's first image id may differ: take any image
+        path = sorted((small_coco / "train2014").glob("*.jpg"))[0]
+    rc = _run(small_coco, path)
+    err = capsys.readouterr().err
+    assert rc == 1 and "is an existing file of the dataset under --root" in err
+    assert _snapshot(small_coco) == before
+
+
+def test_existing_output_is_never_overwritten_silently(small_coco, tmp_path, capsys):
+    out = tmp_path / "split.txt"
+    assert _run(small_coco, out) == 0
+    first = out.read_bytes()
+    rc = main(["--dataset", "coco", "--root", str(small_coco), "--setting", "full", "--out",
+               str(out)])
+    assert rc == 1 and "is an existing file. Choose another --out, or pass --force" in \
+        capsys.readouterr().err
+    assert out.read_bytes() == first
+    assert main(["--dataset", "coco", "--root", str(small_coco), "--setting", "full", "--out",
+                 str(out), "--force"]) == 0
+    assert out.read_bytes() != first
+
+
+def test_bad_out_is_an_error_message_not_a_traceback(small_coco, tmp_path, capsys):
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("x")
+    cases = [(tmp_path, "is a folder; give the path of the label-list file"),
+             (a_file / "split.txt", f"{a_file} is a file, not a folder"),
+             (a_file / "sub" / "split.txt", f"{a_file} is a file, not a folder")]
+    for out, message in cases:
+        for force in ([], ["--force"]):
+            rc = _run(small_coco, out, *force)
+            err = capsys.readouterr().err
+            assert rc == 1 and message in err and "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["coco", "file.txt"]  # no temp file
+
+
+def test_write_failure_leaves_no_temporary_file(small_coco, tmp_path, capsys, monkeypatch):
+    import clml_lib.atomic as atomic
+
+    def full_disk(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(atomic.os, "fsync", full_disk)
+    out = tmp_path / "splits" / "s.txt"
+    rc = _run(small_coco, out)
+    err = capsys.readouterr().err
+    assert rc == 1 and f"error: cannot write --out {out}: [Errno 28] No space left" in err
+    assert list((tmp_path / "splits").iterdir()) == []
+
+
+def test_corrupt_jpeg_is_not_reported_as_checked(small_coco, tmp_path, capsys):
+    ds = CocoMultiLabel(small_coco, "train")
+    bad = ds.paths[1]
+    bad.write_bytes(bad.read_bytes()[:200])  # truncated JPEG: present, not decodable
+    assert _run(small_coco, tmp_path / "a.txt") == 0
+    printed = capsys.readouterr().out
+    assert "all image files present (presence only; --decode-images decodes each one)" in printed
+    rc = _run(small_coco, tmp_path / "b.txt", "--decode-images")
+    err = capsys.readouterr().err
+    assert rc == 1 and f"1 of {len(ds)} images cannot be decoded" in err and str(bad) in err
+    assert not (tmp_path / "b.txt").exists()
+    bad.unlink()
+    write_jpeg(bad, 16)
+    assert _run(small_coco, tmp_path / "c.txt", "--decode-images") == 0
+    assert "all image files present and decoded" in capsys.readouterr().out

@@ -132,7 +132,7 @@ def test_mined_label_quality():
         (np.zeros((3, 2)), np.zeros((3, 3)), r"same shape.*\(3, 2\) vs \(3, 3\)"),
         (np.zeros((0, 2)), np.zeros((0, 2)), "at least one sample"),
         (np.array([[np.nan, 0.0]]), np.array([[1, 0]]), "NaN/inf"),
-        (np.array([[0.1, 0.2]]), np.array([[1, -1]]), "must be 0/1"),
+        (np.array([[0.1, 0.2]]), np.array([[1, -1]]), r"targets must hold only \{0, 1\}, found -1 in 1 of 2 entries \(first at row 0, class 1\); -1 'unknown'"),
     ],
 )
 def test_bad_input_raises(scores, targets, match):

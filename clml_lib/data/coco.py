@@ -7,29 +7,34 @@ Layout (the official download, unpacked)::
     root/train2014/COCO_train2014_000000000009.jpg ...
     root/val2014/COCO_val2014_000000000042.jpg ...
 
-Labels come from the instances annotations (read with pycocotools): class ``i`` is the ``i``-th
-category by id (``classes.COCO_CLASSES``), an image is positive for every category it has an
-annotation of (``iscrowd`` annotations included, as in the reference ``CocoDetection``), and only
-images with at least one annotation are kept: 82,081 train and 40,137 val images. A reference
-split file (``coco_train_0.4left.txt`` ...) given as ``label_list`` overrides the labels.
+Labels come from the instances annotations: class ``i`` is the ``i``-th category by id
+(``classes.COCO_CLASSES``), an image is positive for every category it has an annotation of
+(``iscrowd`` annotations included, as in the reference ``CocoDetection``), and only images with at
+least one annotation are kept: 82,081 train and 40,137 val images. A reference split file
+(``coco_train_0.4left.txt`` ...) given as ``label_list`` overrides the labels.
+
+The instances file is read by :func:`read_coco_instances`, which validates what the labels
+depend on: the ``images``, ``categories`` and ``annotations`` lists and their identity columns.
+A duplicated image id, image file name, category id, category name or annotation id is refused
+with the file and the id (with duplicates, a dictionary keyed by id silently keeps one of them
+and shifts or drops labels).
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
 
+from ..checks import check_label_codes
 from .classes import COCO_CATEGORY_IDS
 from .images import ImageFileDataset, check_files_exist
-from .labels import read_label_list
-from .missing import _check_binary
+from .labels import check_image_names, read_label_list
 
 COCO_LAYOUT = (
     "root/annotations/instances_{split}{year}.json and root/{split}{year}/*.jpg "
@@ -38,6 +43,115 @@ COCO_LAYOUT = (
 )
 #: Images with at least one annotation in the real COCO-2014 files.
 COCO2014_ANNOTATED = {"train": 82_081, "val": 40_137}
+
+
+@dataclass
+class CocoInstances:
+    """What the labels need from an instances file (see :func:`read_coco_instances`).
+
+    Attributes:
+        categories: ``(id, name)`` of every category, sorted by id.
+        file_of: image id -> file name, for every image listed.
+        annotations: ``(annotation id or None, image id, category id)`` per annotation.
+    """
+
+    categories: list[tuple[int, str]]
+    file_of: dict[int, str]
+    annotations: list[tuple[int | None, int, int]]
+
+
+def _duplicates(values: list) -> list:
+    seen, dup = set(), []
+    for v in values:
+        if v in seen and v not in dup:
+            dup.append(v)
+        seen.add(v)
+    return dup
+
+
+def read_coco_instances(ann_file: str | os.PathLike) -> CocoInstances:
+    """Read and validate a COCO ``instances_*.json`` file.
+
+    Required: a JSON object with lists ``images`` (objects with an int ``id`` and a str
+    ``file_name``), ``categories`` (int ``id``, str ``name``) and ``annotations`` (int
+    ``image_id`` and ``category_id``; ``id`` optional). Every annotation must refer to a listed
+    image and category.
+
+    Returns:
+        :class:`CocoInstances`.
+
+    Raises:
+        ValueError: not UTF-8 or not JSON (file, line and column); a missing or mistyped key
+            (file, key and entry index); no category; a duplicated image id, image file name,
+            category id, category name or annotation id (file and the duplicated values); an
+            annotation of an unknown image or category (file, annotation id).
+    """
+    ann_file = Path(ann_file)
+    try:
+        doc = json.loads(ann_file.read_bytes().decode("utf-8-sig"))
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{ann_file}: not valid UTF-8 (byte offset {err.start}): {err.reason}")
+    except json.JSONDecodeError as err:
+        raise ValueError(
+            f"{ann_file}:{err.lineno}:{err.colno}: not valid JSON: {err.msg}"
+        ) from None
+    if not isinstance(doc, dict):
+        raise ValueError(f"{ann_file}: expected a JSON object with images, categories and "
+                         f"annotations, got a {type(doc).__name__}")
+
+    def table(key: str) -> list:
+        if key not in doc:
+            raise ValueError(
+                f"{ann_file}: no {key!r} key (a COCO instances file has 'images', 'categories' "
+                f"and 'annotations'; found {sorted(doc)})"
+            )
+        if not isinstance(doc[key], list):
+            raise ValueError(f"{ann_file}: {key!r} must be a list, got {type(doc[key]).__name__}")
+        return doc[key]
+
+    def field(key: str, k: int, entry, name: str, kind: type, required: bool = True):
+        if not isinstance(entry, dict):
+            raise ValueError(f"{ann_file}: {key}[{k}] must be an object, got {entry!r:.80}")
+        if name not in entry:
+            if not required:
+                return None
+            raise ValueError(f"{ann_file}: {key}[{k}] has no {name!r} key: {entry!r:.120}")
+        value = entry[name]
+        if isinstance(value, bool) or not isinstance(value, kind):
+            raise ValueError(
+                f"{ann_file}: {key}[{k}][{name!r}] must be {kind.__name__}, got {value!r:.80}"
+            )
+        return value
+
+    images, cats, anns = table("images"), table("categories"), table("annotations")
+    cat_list = [(field("categories", k, c, "id", int), field("categories", k, c, "name", str))
+                for k, c in enumerate(cats)]
+    if not cat_list:
+        raise ValueError(f"{ann_file}: 'categories' is empty")
+    img_list = [(field("images", k, im, "id", int), field("images", k, im, "file_name", str))
+                for k, im in enumerate(images)]
+    ann_list = [(field("annotations", k, a, "id", int, required=False),
+                 field("annotations", k, a, "image_id", int),
+                 field("annotations", k, a, "category_id", int)) for k, a in enumerate(anns)]
+    for what, values in (
+        ("category ids", [c for c, _ in cat_list]),
+        ("category names", [n for _, n in cat_list]),
+        ("image ids", [i for i, _ in img_list]),
+        ("image file names", [f for _, f in img_list]),
+        ("annotation ids", [a for a, _, _ in ann_list if a is not None]),
+    ):
+        dup = _duplicates(values)
+        if dup:
+            raise ValueError(f"{ann_file}: " + _list_problem(f"duplicated {what}", dup)
+                             + "; each must be unique")
+    file_of = dict(img_list)
+    cat_ids = {c for c, _ in cat_list}
+    for ann_id, img_id, cid in ann_list:
+        if img_id not in file_of:
+            raise ValueError(f"{ann_file}: annotation {ann_id} refers to unknown image id {img_id}")
+        if cid not in cat_ids:
+            raise ValueError(f"{ann_file}: annotation {ann_id} has unknown category id {cid}")
+    return CocoInstances(sorted(cat_list), file_of, ann_list)
 
 
 def _list_problem(what: str, items: list[str], limit: int = 20) -> str:
@@ -76,10 +190,11 @@ class CocoMultiLabel(ImageFileDataset):
         FileNotFoundError: root, annotation file or image folder missing (the message gives the
             expected layout); ``images.MissingFilesError`` (a FileNotFoundError) listing every
             missing image file.
-        ValueError: unknown split; an unreadable annotation file; an annotation of an unknown
-            category or image; a label list whose names are not images of the annotation file
-            (all of them are listed), whose class count is not C, or used with category ids
-            other than the 80 COCO ones.
+        ValueError: unknown split; an invalid annotation file (see :func:`read_coco_instances`:
+            missing keys, duplicated ids, unknown references, each naming the file); a label
+            list with a duplicated image name, whose names are not images of the annotation
+            file (all of them are listed), whose class count is not C, or used with category
+            ids other than the 80 COCO ones.
     """
 
     def __init__(
@@ -111,35 +226,16 @@ class CocoMultiLabel(ImageFileDataset):
                 f"COCO image folder not found: {image_dir}; expected layout: {layout}"
             )
 
-        from pycocotools.coco import COCO  # imported here: only the COCO dataset needs it
-
-        try:
-            with contextlib.redirect_stdout(io.StringIO()):
-                coco = COCO(str(ann_file))
-        except (json.JSONDecodeError, KeyError, TypeError, AssertionError, UnicodeError) as err:
-            raise ValueError(f"cannot read COCO annotation file {ann_file}: {err!r}") from err
-
-        cats = sorted(coco.loadCats(coco.getCatIds()), key=lambda c: c["id"])
-        if not cats:
-            raise ValueError(f"{ann_file}: no categories")
-        self.category_ids: list[int] = [int(c["id"]) for c in cats]
-        self.classes: list[str] = [str(c["name"]) for c in cats]
+        inst = read_coco_instances(ann_file)
+        self.category_ids: list[int] = [cid for cid, _ in inst.categories]
+        self.classes: list[str] = [name for _, name in inst.categories]
         cat_index = {cid: k for k, cid in enumerate(self.category_ids)}
-        num_classes = len(cats)
+        num_classes = len(self.classes)
 
         # annotation labels of every image listed in the file
-        file_of = {int(img_id): str(img["file_name"]) for img_id, img in coco.imgs.items()}
+        file_of = inst.file_of
         ann_labels: dict[int, set[int]] = {}
-        for ann in coco.dataset.get("annotations", []):
-            img_id, cid = int(ann["image_id"]), int(ann["category_id"])
-            if img_id not in file_of:
-                raise ValueError(
-                    f"{ann_file}: annotation {ann.get('id')} refers to unknown image id {img_id}"
-                )
-            if cid not in cat_index:
-                raise ValueError(
-                    f"{ann_file}: annotation {ann.get('id')} has unknown category id {cid}"
-                )
+        for _, img_id, cid in inst.annotations:
             ann_labels.setdefault(img_id, set()).add(cat_index[cid])
 
         def label_matrix(img_ids: list[int]) -> torch.Tensor:
@@ -172,7 +268,8 @@ class CocoMultiLabel(ImageFileDataset):
                         f"label_list labels must be ({len(names)}, {num_classes}), "
                         f"got {tuple(labels.shape)}"
                     )
-                _check_binary(labels, "label_list labels")
+                check_label_codes(labels, "label_list labels", row_names=names)
+                check_image_names(names, "label_list names")
             id_of = {name: img_id for img_id, name in file_of.items()}
             unknown = [n for n in names if n not in id_of]
             if unknown:

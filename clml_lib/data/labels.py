@@ -18,9 +18,18 @@ Decisions (the reference format leaves them open):
 * A line with a name and a comma but no index (``img.jpg,``) is an image with no positive label;
   this is what ``write_label_list`` writes for an all-zero row.
 * Blank lines are skipped (they carry no data); a file with no image line is an error.
-* A class index repeated on one line counts once (labels are a set).
+* A class index repeated on one line counts once (labels are a set), with one exception below.
+* **One meaning per line.** The only accepted format is the index list above. A line made only
+  of ``0`` and ``1`` tokens with a repeat (``img.jpg, 0 1 0 0 ... 0``, the 0/1 vector of a
+  NUS-WIDE style ``*_labels.txt``) has two readings, "the classes {0, 1}" and "a 0/1 vector"; it is
+  refused with ``file:line``, the number of columns, and how to convert it. An index list never
+  needs a repeat, so no valid line is refused. (With C = 2 classes the line ``0 1`` is read as
+  the indices {0, 1}: the index list is the format.)
 * An image name listed twice is an error, also when both lines carry the same labels: a split
   lists each image once, and a duplicate would silently double that image's weight in training.
+* Encoding: UTF-8. A leading byte-order mark (``\ufeff``, written by some Windows editors) is
+  removed, never made part of the first image name; a line that is not valid UTF-8 is an error
+  naming ``file:line`` and the byte.
 """
 
 from __future__ import annotations
@@ -34,8 +43,12 @@ from typing import Sequence
 import numpy as np
 import torch
 
-_INT = re.compile(r"\d+")
-_TRAILING_DOT_INT = re.compile(r"(\d+)\.")
+from ..atomic import atomic_write_text
+from ..checks import check_label_codes
+
+_INT = re.compile(r"[0-9]+")  # ASCII digits only (\d also matches other scripts' digits)
+_BOM = b"\xef\xbb\xbf"
+_TRAILING_DOT_INT = re.compile(r"([0-9]+)\.")
 
 
 def read_label_list(path: str | os.PathLike, num_classes: int) -> tuple[list[str], torch.Tensor]:
@@ -51,8 +64,9 @@ def read_label_list(path: str | os.PathLike, num_classes: int) -> tuple[list[str
     Raises:
         FileNotFoundError: ``path`` does not exist.
         ValueError: ``num_classes`` < 1; the file holds no image line; a line without a comma,
-            with an empty name, or with a malformed index; an index outside ``[0, C)``; an image
-            name listed twice. Every message names ``file:line``.
+            with an empty name, or with a malformed index; an index outside ``[0, C)``; a 0/1
+            vector line (see the module docstring); an image name listed twice; a line that is
+            not valid UTF-8. Every message names ``file:line``.
     Warns:
         UserWarning: a trailing-dot index such as ``2.`` (read as 2), naming ``file:line``.
     """
@@ -64,55 +78,55 @@ def read_label_list(path: str | os.PathLike, num_classes: int) -> tuple[list[str
     names: list[str] = []
     rows: list[list[int]] = []
     first_line: dict[str, tuple[int, int]] = {}  # name -> (line number, row)
-    with open(path, encoding="utf-8") as fh:
-        for lineno, raw in enumerate(fh, start=1):
-            line = raw.strip()
-            if not line:
-                continue
-            where = f"{path}:{lineno}"
-            if "," not in line:
-                raise ValueError(
-                    f"{where}: malformed line {line!r}: expected 'name, idx idx ...' "
-                    "(a comma after the image name)"
-                )
-            name, _, rest = line.partition(",")
-            name = name.strip()
-            if not name:
-                raise ValueError(f"{where}: empty image name in line {line!r}")
-            indices: list[int] = []
-            for token in rest.split():
-                if _INT.fullmatch(token):
-                    idx = int(token)
-                else:
-                    m = _TRAILING_DOT_INT.fullmatch(token)
-                    if m is None:
-                        raise ValueError(
-                            f"{where}: malformed class index {token!r} in line {line!r}: "
-                            "expected a non-negative integer"
-                        )
-                    idx = int(m.group(1))
-                    warnings.warn(
-                        f"{where}: class index {token!r} has a trailing dot; read as {idx}",
-                        UserWarning,
-                        stacklevel=2,
-                    )
-                if idx >= num_classes:
+    for lineno, line in _text_lines(path):
+        if not line:
+            continue
+        where = f"{path}:{lineno}"
+        if "," not in line:
+            raise ValueError(
+                f"{where}: malformed line {line!r}: expected 'name, idx idx ...' "
+                "(a comma after the image name)"
+            )
+        name, _, rest = line.partition(",")
+        name = name.strip()
+        if not name:
+            raise ValueError(f"{where}: empty image name in line {line!r}")
+        tokens = rest.split()
+        _refuse_vector_line(tokens, where, num_classes)
+        indices: list[int] = []
+        for token in tokens:
+            if _INT.fullmatch(token):
+                idx = int(token)
+            else:
+                m = _TRAILING_DOT_INT.fullmatch(token)
+                if m is None:
                     raise ValueError(
-                        f"{where}: class index {idx} out of range for {num_classes} classes "
-                        f"(valid: 0..{num_classes - 1})"
+                        f"{where}: malformed class index {token!r} in line {line!r}: "
+                        "expected a non-negative integer"
                     )
-                indices.append(idx)
-            if name in first_line:
-                prev, prev_row = first_line[name]
-                same = set(rows[prev_row]) == set(indices)
-                kind = "identical" if same else "conflicting"
-                raise ValueError(
-                    f"{where}: image {name!r} is listed again ({kind} labels; first listed at "
-                    f"line {prev}); a split must list each image once"
+                idx = int(m.group(1))
+                warnings.warn(
+                    f"{where}: class index {token!r} has a trailing dot; read as {idx}",
+                    UserWarning,
+                    stacklevel=2,
                 )
-            first_line[name] = (lineno, len(names))
-            names.append(name)
-            rows.append(indices)
+            if idx >= num_classes:
+                raise ValueError(
+                    f"{where}: class index {idx} out of range for {num_classes} classes "
+                    f"(valid: 0..{num_classes - 1})"
+                )
+            indices.append(idx)
+        if name in first_line:
+            prev, prev_row = first_line[name]
+            same = set(rows[prev_row]) == set(indices)
+            kind = "identical" if same else "conflicting"
+            raise ValueError(
+                f"{where}: image {name!r} is listed again ({kind} labels; first listed at "
+                f"line {prev}); a split must list each image once"
+            )
+        first_line[name] = (lineno, len(names))
+        names.append(name)
+        rows.append(indices)
     if not names:
         raise ValueError(f"{path}: empty label list (no image line)")
     labels = np.zeros((len(names), num_classes), dtype=np.float32)  # (N, C)
@@ -121,57 +135,122 @@ def read_label_list(path: str | os.PathLike, num_classes: int) -> tuple[list[str
     return names, torch.from_numpy(labels)
 
 
+def check_image_names(names: Sequence[str], what: str = "names") -> None:
+    """Require image names a label list can hold, each once.
+
+    Raises:
+        ValueError: a name that is not a non-empty str, has surrounding spaces, a comma, a line
+            break or a byte-order mark; a name listed twice (its positions named).
+    """
+    first: dict[str, int] = {}
+    for i, name in enumerate(names):
+        if (not isinstance(name, str) or not name or name != name.strip()
+                or any(ch in name for ch in ",\n\r\ufeff")):
+            raise ValueError(
+                f"{what}[{i}]: invalid image name {name!r}: names must be non-empty strings, "
+                "without surrounding spaces, commas, line breaks or byte-order marks"
+            )
+        if name in first:
+            raise ValueError(
+                f"{what}[{i}]: image name {name!r} appears twice (first at {what}[{first[name]}]); "
+                "each image is listed once"
+            )
+        first[name] = i
+
+
+def _text_lines(path: Path):
+    """Yield ``(line number, stripped text)`` of a UTF-8 file; a leading BOM is dropped.
+
+    Raises:
+        ValueError: a line that is not valid UTF-8 (``file:line``, column and byte named).
+    """
+    data = path.read_bytes()
+    if data.startswith(_BOM):
+        data = data[len(_BOM):]
+    for lineno, raw in enumerate(data.split(b"\n"), start=1):
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise ValueError(
+                f"{path}:{lineno}: not valid UTF-8 (byte 0x{raw[err.start]:02x} at column "
+                f"{err.start + 1}: {err.reason}); save the label list as UTF-8"
+            ) from None
+        if "\ufeff" in text:
+            raise ValueError(
+                f"{path}:{lineno}: a byte-order mark (U+FEFF) inside the file (two files "
+                "concatenated?); only a BOM at the very start is accepted"
+            )
+        yield lineno, text.strip()
+
+
+def _refuse_vector_line(tokens: list[str], where: str, num_classes: int) -> None:
+    """Refuse a line of 0/1 tokens with a repeat: a 0/1 vector, not an index list."""
+    if len(tokens) < 2 or len(set(tokens)) == len(tokens) or not set(tokens) <= {"0", "1"}:
+        return
+    columns = (
+        f"exactly C = {num_classes} columns" if len(tokens) == num_classes
+        else f"{len(tokens)} columns (C = {num_classes})"
+    )
+    raise ValueError(
+        f"{where}: the line holds {len(tokens)} tokens that are all 0 or 1 ({columns}): it "
+        "reads as a 0/1 label vector (NUS-WIDE *_labels.txt style), not as a list of class "
+        "indices. A label list gives the 0-based indices of the positive classes "
+        "('img.jpg, 3 17'); convert each vector row with numpy.flatnonzero(row) first"
+    )
+
+
 def write_label_list(
-    path: str | os.PathLike, names: Sequence[str], labels: torch.Tensor | np.ndarray
+    path: str | os.PathLike,
+    names: Sequence[str],
+    labels: torch.Tensor | np.ndarray,
+    *,
+    overwrite: bool = False,
 ) -> Path:
     """Write a label list (the inverse of :func:`read_label_list`), atomically.
 
     Each row i becomes ``names[i], j k ...`` with the indices j of the 1s of ``labels[i]`` in
-    increasing order; an all-zero row becomes ``names[i],``. The file is written to a
-    temporary name in the same folder and then renamed, so a crash never leaves half a split.
+    increasing order; an all-zero row becomes ``names[i],``. The file goes through
+    :func:`clml_lib.atomic.atomic_write_text` (temporary file in the same folder, then renamed),
+    so a crash never leaves half a split and no temporary file stays behind.
 
     Args:
         path: the output file; its folder is created if needed.
-        names: N image names (unique, non-empty, without comma or line break).
+        names: N image names (unique, non-empty, without comma, line break, byte-order mark or
+            surrounding spaces).
         labels: (N, C) with values in {0, 1} (observed positives; for the 1/0/-1 encoding
             convert first with ``missing.to_assume_negative``).
+        overwrite: replace an existing file (default False: an existing file is never
+            overwritten silently).
 
     Returns:
         The path written.
 
     Raises:
+        FileExistsError: ``path`` exists and ``overwrite`` is False.
+        IsADirectoryError / OSError: ``path`` is a folder or cannot be written (nothing is left
+            behind).
         ValueError: labels not 2-D; ``len(names) != N``; a value outside {0, 1} (e.g. -1); an
-            empty, duplicated or comma/newline-holding name.
+            empty, duplicated or otherwise unwritable name.
     """
     y = torch.as_tensor(labels)
     if y.ndim != 2:
         raise ValueError(f"labels must be (N, C), got shape {tuple(y.shape)}")
     if len(names) != y.shape[0]:
         raise ValueError(f"got {len(names)} names for {y.shape[0]} label rows")
-    bad = ~((y == 0) | (y == 1))
-    if bad.any():
-        i, j = (int(v) for v in torch.nonzero(bad)[0])
-        raise ValueError(
-            f"labels must be 0/1, got {y[i, j].item()!r} at row {i} ({names[i]!r}), class {j}; "
-            "a label list cannot store unknown (-1) labels: use to_assume_negative() first"
-        )
-    seen: set[str] = set()
-    for name in names:
-        if not name or name != name.strip() or "," in name or "\n" in name or "\r" in name:
-            raise ValueError(
-                f"invalid image name {name!r}: names must be non-empty, without surrounding "
-                "spaces, commas or line breaks"
-            )
-        if name in seen:
-            raise ValueError(f"image name {name!r} appears twice")
-        seen.add(name)
+    check_label_codes(
+        y, "labels", row_names=names,
+        hint="; a label list cannot store unknown (-1) labels: use to_assume_negative() first",
+    )
+    check_image_names(names, "names")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+    if path.exists() and not path.is_dir() and not overwrite:
+        raise FileExistsError(
+            f"{path} exists; refusing to overwrite it (pass overwrite=True, or --force on the "
+            "command line)"
+        )
     y_np = y.detach().cpu().numpy()
-    with open(tmp, "w", encoding="utf-8") as fh:
-        for name, row in zip(names, y_np):
-            idx = np.nonzero(row)[0]
-            fh.write(f"{name}, {' '.join(map(str, idx))}\n" if len(idx) else f"{name},\n")
-    os.replace(tmp, path)
-    return path
+    lines = []
+    for name, row in zip(names, y_np):
+        idx = np.nonzero(row)[0]
+        lines.append(f"{name}, {' '.join(map(str, idx))}\n" if len(idx) else f"{name},\n")
+    return atomic_write_text(path, "".join(lines))

@@ -30,6 +30,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from ..checks import check_label_codes
+
 #: The value of an unknown label in the 1/0/-1 encoding.
 UNKNOWN = -1
 
@@ -43,15 +45,6 @@ def _as_tensor(labels, what: str = "labels") -> torch.Tensor:
     if y.ndim != 2:
         raise ValueError(f"{what} must be a 2-D (N, C) matrix, got shape {tuple(y.shape)}")
     return y
-
-
-def _check_binary(y: torch.Tensor, what: str, hint: str = "") -> None:
-    bad = ~((y == 0) | (y == 1))
-    if bad.any():
-        i, j = (int(v) for v in torch.nonzero(bad)[0])
-        raise ValueError(
-            f"{what} must hold only 0 and 1, got {y[i, j].item()!r} at row {i}, class {j}{hint}"
-        )
 
 
 def _parse_setting(setting: str) -> float | None:
@@ -105,7 +98,7 @@ def simulate_missing(
             non-int seed.
     """
     y = _as_tensor(labels)
-    _check_binary(y, "labels", " (simulate_missing needs the full 0/1 ground truth)")
+    check_label_codes(y, "labels", hint=" (simulate_missing needs the full 0/1 ground truth)")
     frac = _parse_setting(setting)
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
@@ -162,7 +155,7 @@ def to_unknown_encoding(
             observed positive.
     """
     y = _as_tensor(observed, "observed")
-    _check_binary(y, "observed")
+    check_label_codes(y, "observed")
     out = torch.where(y == 1, 1.0, float(UNKNOWN))  # (N, C)
     if known_negatives is not None:
         kn = torch.as_tensor(known_negatives, dtype=torch.bool)
@@ -190,12 +183,7 @@ def to_assume_negative(labels: torch.Tensor) -> torch.Tensor:
         ValueError: not (N, C), or a value outside {1, 0, -1}.
     """
     y = _as_tensor(labels)
-    bad = ~((y == 0) | (y == 1) | (y == UNKNOWN))
-    if bad.any():
-        i, j = (int(v) for v in torch.nonzero(bad)[0])
-        raise ValueError(
-            f"labels must hold 1, 0 or -1, got {y[i, j].item()!r} at row {i}, class {j}"
-        )
+    check_label_codes(y, "labels", allow_unknown=True)
     return (y == 1).float()
 
 
@@ -285,7 +273,7 @@ def split_stats(
             {1, 0, -1}; ``len(names) != C``.
     """
     y = _as_tensor(labels)
-    _check_binary(y, "labels")
+    check_label_codes(y, "labels")
     n, c = y.shape
     if names is None:
         names = [str(k) for k in range(c)]
@@ -305,13 +293,8 @@ def split_stats(
             raise ValueError(
                 f"observed must have the shape of labels {tuple(y.shape)}, got {tuple(o.shape)}"
             )
+        check_label_codes(o, "observed", allow_unknown=True)
         pos = o == 1  # (N, C)
-        bad = ~(pos | (o == 0) | (o == UNKNOWN))
-        if bad.any():
-            i, j = (int(v) for v in torch.nonzero(bad)[0])
-            raise ValueError(
-                f"observed must hold 1, 0 or -1, got {o[i, j].item()!r} at row {i}, class {j}"
-            )
         obs_row = pos.sum(1)  # (N,)
         stats.observed_positives = int(obs_row.sum())
         stats.kept_fraction = stats.observed_positives / max(stats.positives, 1)

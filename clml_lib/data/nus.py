@@ -20,10 +20,10 @@ from typing import Callable, Sequence
 
 import torch
 
+from ..checks import check_label_codes
 from .classes import NUS_WIDE_CLASSES
 from .images import ImageFileDataset, check_files_exist
-from .labels import read_label_list
-from .missing import _check_binary
+from .labels import check_image_names, read_label_list
 
 NUS_LAYOUT = "root/images/<name>.jpg (or root/<name>.jpg), names and labels from the label list"
 
@@ -85,7 +85,8 @@ class NusWideMultiLabel(ImageFileDataset):
                     f"label_list labels must be ({len(names)}, {len(self.classes)}), "
                     f"got {tuple(labels.shape)}"
                 )
-            _check_binary(labels, "label_list labels")
+            check_label_codes(labels, "label_list labels", row_names=names)
+            check_image_names(names, "label_list names")
         self.root, self.image_dir = root, image_dir
         self.names = names
         self.paths = [image_dir / n for n in names]

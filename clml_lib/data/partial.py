@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch.utils.data import Dataset
 
-from .missing import UNKNOWN
+from ..checks import check_label_codes
 
 
 class PartialLabelDataset(Dataset):
@@ -48,26 +48,22 @@ class PartialLabelDataset(Dataset):
                 f"observed must have the shape of base.labels {tuple(truth.shape)}, "
                 f"got {tuple(obs.shape)}"
             )
-        bad = ~((obs == 1) | (obs == 0) | (obs == UNKNOWN))
-        if bad.any():
-            i, j = (int(v) for v in torch.nonzero(bad)[0])
-            raise ValueError(
-                f"observed must hold 1, 0 or -1, got {obs[i, j].item()!r} at row {i}, class {j}"
-            )
-        bad = ~((truth == 0) | (truth == 1))
-        if bad.any():
-            i, j = (int(v) for v in torch.nonzero(bad)[0])
-            raise ValueError(
-                f"base.labels (the ground truth) must be 0/1, got {truth[i, j].item()!r} "
-                f"at row {i}, class {j}"
-            )
+        names = getattr(base, "names", None)
+        check_label_codes(obs, "observed", allow_unknown=True, row_names=names)
+        check_label_codes(truth, "base.labels (the ground truth)", row_names=names)
         if strict:
             invented = (obs == 1) & (truth == 0)
             if invented.any():
                 i, j = (int(v) for v in torch.nonzero(invented)[0])
+                row = f"row {i} ({names[i]!r})" if names is not None else f"row {i}"
                 raise ValueError(
                     f"observed has {int(invented.sum())} positives that the ground truth marks 0 "
-                    f"(first: row {i}, class {j} {base.classes[j]!r}); pass strict=False to allow"
+                    f"(first: {row}, class {j} {base.classes[j]!r}): observed labels must be a "
+                    "subset of the ground truth, as in a split made from these annotations by "
+                    "simulate_missing or `python -m clml_lib.data.prepare`. Check that the label "
+                    "list (training config field `label_list`) was made for this dataset "
+                    "(`dataset`, `data_root`) and uses its class order; library callers with "
+                    "real partial annotations can pass PartialLabelDataset(strict=False)"
                 )
         self.base = base
         self.classes: list[str] = list(base.classes)

@@ -9,11 +9,19 @@ Usage::
     python -m clml_lib.data.prepare --dataset nus --root data/nus --label-list nus_train_full.txt \\
         --setting single --seed 0 --out data/splits/nus_single_seed0.txt
 
-Steps: (1) build the dataset, which checks the layout (root, annotation files, image set) and
-that every listed image file exists: all missing files are printed, then it fails; (2) print the
-counts (and the reference counts for COCO); (3) ``simulate_missing(labels, setting, seed)``;
-(4) write the split with ``write_label_list``; (5) print ``split_stats``. Exit status 0 on
-success, 1 on a data error (message on stderr), 2 on a usage error.
+Steps: (0) check ``--out`` before any work (below); (1) build the dataset, which checks the
+layout (root, annotation files, image set) and that every listed image file exists: all missing
+files are printed, then it fails; with ``--decode-images`` every image is also decoded and all
+unreadable ones are listed (without it the report says that only presence was checked);
+(2) print the counts (and the reference counts for COCO); (3) ``simulate_missing(labels,
+setting, seed)``; (4) write the split with ``write_label_list`` (atomic: no temporary file is
+left, even on failure); (5) print ``split_stats``. Exit status 0 on success, 1 on a data or
+output error (one message on stderr, no traceback), 2 on a usage error.
+
+Outputs never replace inputs. ``--out`` is refused, before anything is read, when it is a folder,
+when it is an existing file, and in particular when it is the ``--label-list`` input or an
+existing file under ``--root`` (an annotation file, an image set); ``--force`` allows replacing an
+existing file (the input is read completely before the output is written).
 """
 
 from __future__ import annotations
@@ -24,7 +32,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .coco import COCO2014_ANNOTATED, CocoMultiLabel
-from .images import MissingFilesError
+from .images import MissingFilesError, load_image
 from .labels import write_label_list
 from .missing import SplitStats, simulate_missing, split_stats
 from .nus import NusWideMultiLabel
@@ -64,9 +72,80 @@ def build_dataset(
     raise ValueError(f"unknown dataset {dataset!r}: expected one of {DATASETS}")
 
 
-def layout_report(dataset: str, ds) -> str:
-    """A few lines of counts about a built dataset (printed by the CLI)."""
-    lines = [f"{dataset}: {len(ds):,} images, {len(ds.classes)} classes, all image files present"]
+def check_out(
+    out: str | Path,
+    root: str | Path,
+    label_list: str | Path | None = None,
+    force: bool = False,
+) -> Path:
+    """Refuse an ``out`` that would overwrite an input, a dataset file or any existing file.
+
+    Args:
+        out: the output file.
+        root: the dataset root (its existing files are inputs).
+        label_list: the input label list, if any.
+        force: allow replacing an existing file (never a folder).
+
+    Returns:
+        ``out`` as a Path.
+
+    Raises:
+        ValueError: ``out`` is a folder or lies under a file; without ``force``, ``out`` exists
+            (the message says whether it is the input label list or a file of the dataset).
+    """
+    out = Path(out)
+    if out.is_dir():
+        raise ValueError(f"--out {out} is a folder; give the path of the label-list file")
+    for parent in out.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ValueError(f"--out {out}: {parent} is a file, not a folder")
+            break
+    if not out.exists() or force:
+        return out
+    target = out.resolve()
+    is_input = label_list is not None and Path(label_list).exists()
+    if is_input and target == Path(label_list).resolve():
+        what = f"the input label list (--label-list {label_list}); writing would replace it"
+    elif target.is_relative_to(Path(root).resolve()):
+        what = f"an existing file of the dataset under --root {root}; writing would replace it"
+    else:
+        what = "an existing file"
+    raise ValueError(
+        f"--out {out} is {what}. Choose another --out, or pass --force to replace it"
+    )
+
+
+def decode_check(ds) -> None:
+    """Decode every image of ``ds`` (``ds.paths``) and list all unreadable ones.
+
+    Raises:
+        ValueError: at least one image cannot be decoded (each named with PIL's reason; the first
+            20 shown, then the count).
+    """
+    bad = []
+    for path in ds.paths:
+        try:
+            load_image(path)
+        except ValueError as err:
+            bad.append(str(err))
+    if bad:
+        shown = "\n  ".join(bad[:20])
+        more = f"\n  ... and {len(bad) - 20} more" if len(bad) > 20 else ""
+        raise ValueError(
+            f"{len(bad)} of {len(ds.paths):,} images cannot be decoded:\n  {shown}{more}"
+        )
+
+
+def layout_report(dataset: str, ds, decoded: bool = False) -> str:
+    """A few lines of counts about a built dataset (printed by the CLI).
+
+    ``decoded``: whether every image was decoded (:func:`decode_check`); otherwise the report
+    says that only the presence of the files was checked.
+    """
+    checked = ("all image files present and decoded" if decoded else
+               "all image files present (presence only; --decode-images decodes each one)")
+    lines = [f"{dataset}: {len(ds):,} images, {len(ds.classes)} classes, {checked}"]
     if dataset == "coco":
         folder = sum(1 for _ in ds.image_dir.glob("*.jpg"))
         lines.append(f"  {ds.image_dir.name}/: {folder:,} .jpg files on disk")
@@ -97,19 +176,29 @@ def prepare(
     difficult: str = "positive",
     nested: bool = True,
     verbose: bool = True,
+    force: bool = False,
+    decode_images: bool = False,
 ) -> SplitStats:
     """Verify the dataset, simulate the split, write it to ``out``; return its statistics.
 
     The statistics compare the observed split with the dataset's labels (the annotations, or
-    ``label_list`` for COCO/NUS). Raises the errors of :func:`build_dataset`,
-    :func:`~clml_lib.data.missing.simulate_missing` and
+    ``label_list`` for COCO/NUS). ``out`` is checked first (:func:`check_out`): it never replaces
+    an existing file unless ``force``. ``decode_images`` decodes every image
+    (:func:`decode_check`). Raises the errors of :func:`check_out`, :func:`build_dataset`,
+    :func:`decode_check`, :func:`~clml_lib.data.missing.simulate_missing` and
     :func:`~clml_lib.data.labels.write_label_list`.
     """
+    out = check_out(out, root, label_list, force)
     ds = build_dataset(dataset, root, label_list, split, year, image_set, difficult)
+    if decode_images:
+        decode_check(ds)
     if verbose:
-        print(layout_report(dataset, ds))
+        print(layout_report(dataset, ds, decoded=decode_images))
     observed = simulate_missing(ds.labels, setting, seed, nested=nested)  # (N, C)
-    path = write_label_list(out, ds.names, observed)
+    try:
+        path = write_label_list(out, ds.names, observed, overwrite=force)
+    except OSError as err:  # folder not writable, disk full, created meanwhile: nothing left
+        raise ValueError(f"cannot write --out {out}: {err}") from err
     stats = split_stats(ds.labels, observed, names=ds.classes)
     if verbose:
         print(f"wrote {path} ({setting}, seed {seed}, nested={nested})")
@@ -127,7 +216,18 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--root", required=True, help="dataset root folder (see data/README.md)")
     p.add_argument("--setting", required=True, help="full | 75left | 40left | single (or NNleft)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", required=True, help="output label list file")
+    p.add_argument(
+        "--out", required=True,
+        help="output label list file (never an existing file, unless --force)",
+    )
+    p.add_argument(
+        "--force", action="store_true",
+        help="replace --out if it exists (also an input or a file of the dataset)",
+    )
+    p.add_argument(
+        "--decode-images", action="store_true",
+        help="decode every image (slow on full datasets); default: check that each file exists",
+    )
     p.add_argument(
         "--label-list", default=None, help="label list (required for nus; base labels for coco)"
     )
@@ -159,6 +259,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             image_set=args.image_set,
             difficult=args.difficult,
             nested=args.nested,
+            force=args.force,
+            decode_images=args.decode_images,
         )
     except MissingFilesError as err:
         print(f"error: {len(err.missing)} {err.what} missing:", file=sys.stderr)
@@ -168,6 +270,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {len(err.missing)} {err.what} missing{hint}", file=sys.stderr)
         return 1
     except (FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    except OSError as err:  # an unreadable input (permissions, I/O error)
         print(f"error: {err}", file=sys.stderr)
         return 1
     return 0

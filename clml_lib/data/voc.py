@@ -44,6 +44,42 @@ VOC_LAYOUT = (
 DIFFICULT_POLICIES = ("positive", "negative", "ignore")
 
 
+def _read_image_set(set_file: Path) -> list[str]:
+    """Image ids of an ``ImageSets/Main/<set>.txt`` file, one per line, each once.
+
+    Raises:
+        ValueError: not UTF-8, a line with more than one token (a per-class list such as
+            ``aeroplane_train.txt``, whose lines are ``<id> <1|0|-1>``), or an id listed twice;
+            each message names ``file:line``.
+    """
+    ids: list[str] = []
+    seen: dict[str, int] = {}
+    data = set_file.read_bytes()
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    for lineno, raw in enumerate(data.split(b"\n"), start=1):
+        try:
+            line = raw.decode("utf-8").strip()
+        except UnicodeDecodeError as err:
+            raise ValueError(
+                f"{set_file}:{lineno}: not valid UTF-8 (byte 0x{raw[err.start]:02x})"
+            ) from None
+        if not line:
+            continue
+        if len(line.split()) != 1:
+            raise ValueError(
+                f"{set_file}:{lineno}: expected one image id per line, got {line!r} (a per-class "
+                "list <class>_<set>.txt? use the image set itself, e.g. image_set='trainval')"
+            )
+        if line in seen:
+            raise ValueError(
+                f"{set_file}:{lineno}: image id {line!r} listed again (first at line {seen[line]})"
+            )
+        seen[line] = lineno
+        ids.append(line)
+    return ids
+
+
 def _find_voc_dir(root: Path, year: str) -> Path | None:
     for cand in (root / "VOCdevkit" / f"VOC{year}", root / f"VOC{year}", root):
         if (cand / "Annotations").is_dir() and (cand / "ImageSets" / "Main").is_dir():
@@ -79,8 +115,10 @@ class VOCMultiLabel(ImageFileDataset):
         FileNotFoundError: root or VOC folder missing (message gives the expected layout); image
             set file missing (message lists the available ones); ``MissingFilesError`` listing
             every missing annotation or image file.
-        ValueError: unknown difficult policy; empty image set or a duplicated id (file:line);
-            an unparsable XML file or an object of an unknown class (file named).
+        ValueError: unknown difficult policy; an image set that is empty, not UTF-8, has more
+            than one token on a line or a duplicated id (file:line); an unparsable XML file, an
+            XML whose ``<filename>`` names another image, or an object of an unknown class
+            (file named).
     """
 
     def __init__(
@@ -110,20 +148,7 @@ class VOCMultiLabel(ImageFileDataset):
             lists = (voc / "ImageSets" / "Main").glob("*.txt")
             available = sorted(p.stem for p in lists if "_" not in p.stem)  # not <class>_<set>
             raise FileNotFoundError(f"VOC image set not found: {set_file}; available: {available}")
-        ids: list[str] = []
-        seen: dict[str, int] = {}
-        with open(set_file, encoding="utf-8") as fh:
-            for lineno, raw in enumerate(fh, start=1):
-                img_id = raw.strip()
-                if not img_id:
-                    continue
-                if img_id in seen:
-                    raise ValueError(
-                        f"{set_file}:{lineno}: image id {img_id!r} listed again "
-                        f"(first at line {seen[img_id]})"
-                    )
-                seen[img_id] = lineno
-                ids.append(img_id)
+        ids = _read_image_set(set_file)
         if not ids:
             raise ValueError(f"{set_file}: empty image set")
 
@@ -137,6 +162,12 @@ class VOCMultiLabel(ImageFileDataset):
                 tree = ET.parse(xml_path)
             except ET.ParseError as err:
                 raise ValueError(f"cannot parse VOC annotation {xml_path}: {err}") from err
+            filename = (tree.getroot().findtext("filename") or "").strip()
+            if filename and filename != f"{ids[i]}.jpg":
+                raise ValueError(
+                    f"{xml_path}: <filename> is {filename!r}, but this is the annotation of image "
+                    f"{ids[i]!r} ({ids[i]}.jpg): the file describes another image"
+                )
             for obj in tree.getroot().iter("object"):
                 name = (obj.findtext("name") or "").strip()
                 if name not in index:
