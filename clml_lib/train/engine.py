@@ -153,18 +153,24 @@ def predict(model: torch.nn.Module, batches: Batches, cfg: TrainConfig, info: Di
 
 
 def evaluate(model: torch.nn.Module, batches: Batches, cfg: TrainConfig, info: DistInfo,
-             thresholds: bool) -> dict[str, Any]:
+             thresholds: bool, where: str = "") -> dict[str, Any]:
     """mAP (and threshold metrics when asked) of ``model`` on ``batches`` (see module doc).
+
+    Args:
+        where: what is evaluated, for the error message (e.g. ``"the EMA model on val after
+            epoch 3 (lr 1e-3)"``).
 
     Returns:
         ``{"mAP", "ap" (C,), "skipped", "n", ["thr"], "logits" (N, C), "targets" (N, C)}``.
 
     Raises:
-        RuntimeError: NaN/inf logits.
+        RuntimeError: NaN/inf logits (the weights diverged).
     """
     logits, targets = predict(model, batches, cfg, info, cfg.max_eval_batches)
     if not torch.isfinite(logits).all():
-        raise RuntimeError("the model produced NaN/inf logits during evaluation")
+        raise RuntimeError(f"training diverged: {where or 'the model'} produces NaN/inf logits; "
+                           "the learning rate is probably too large for this model and loss; "
+                           "lower lr")
     m, ap = mean_average_precision(logits, targets, empty="skip")
     out: dict[str, Any] = {"mAP": m, "ap": ap.tolist(), "skipped": int(np.isnan(ap).sum()),
                            "n": int(targets.shape[0]), "logits": logits, "targets": targets}
@@ -287,7 +293,7 @@ def _read_resume_checkpoint(cfg: TrainConfig, out_dir: Path, info: DistInfo) -> 
         return None
     ckpt = load_checkpoint(path, map_location="cpu")  # states move to their device on load
     try:
-        old = TrainConfig.from_dict(ckpt["config"])
+        old = TrainConfig.from_dict(ckpt["config"], source=f"checkpoint {path}")
     except (ValueError, TypeError) as err:
         raise ValueError(f"cannot resume: the config stored in the checkpoint {path} is not "
                          f"valid for this version of the library: {err}") from err
@@ -505,10 +511,11 @@ def _evaluate_epoch(run: _Run, epoch: int, rec: dict) -> tuple[dict, dict | None
     one, its per-image test scores (else None); appends the per-class APs to the state."""
     cfg, info = run.cfg, run.info
     raw, ema = unwrap(run.net), run.state.ema.module
-    v_raw = evaluate(raw, run.val, cfg, info, thresholds=False)
-    v_ema = evaluate(ema, run.val, cfg, info, thresholds=False)
-    t_raw = evaluate(raw, run.test, cfg, info, thresholds=True)
-    t_ema = evaluate(ema, run.test, cfg, info, thresholds=True)
+    after = f"after epoch {epoch} (lr {rec['lr']:.3g})"
+    v_raw = evaluate(raw, run.val, cfg, info, False, f"the raw model on val {after}")
+    v_ema = evaluate(ema, run.val, cfg, info, False, f"the EMA model on val {after}")
+    t_raw = evaluate(raw, run.test, cfg, info, True, f"the raw model on test {after}")
+    t_ema = evaluate(ema, run.test, cfg, info, True, f"the EMA model on test {after}")
     entry = {
         "epoch": epoch, "lr": rec["lr"], "steps": rec["steps"], "time_s": 0.0,
         "train": rec["train"], "mined": rec["mined"],
