@@ -100,7 +100,8 @@ def test_tiny_model_trains_a_few_steps():
     torch.manual_seed(0)
     ds = TeachingMultiLabel("train", num_images=256, seed=0)
     observed = simulate_missing(ds.labels, "40left", seed=0)
-    loader = torch.utils.data.DataLoader(PartialLabelDataset(ds, observed), batch_size=64, shuffle=True)
+    loader = torch.utils.data.DataLoader(PartialLabelDataset(ds, observed), batch_size=64,
+                                         shuffle=True)
     model = nn.Sequential(
         nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
         nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
@@ -136,9 +137,43 @@ def test_colabel_groups_by_hand():
     )
     ctx = {"crescent/star": ("crescent", "star"), "bar": ("bar",)}
     got = colabel_groups(Y, classes, "ring", ctx)
-    assert list(got) == ["ring + crescent/star", "ring + bar", "ring, other", "ring, other", "no ring"]
+    assert list(got) == ["ring + crescent/star", "ring + bar", "ring, other", "ring, other",
+                         "no ring"]
     with pytest.raises(ValueError, match="unknown class names"):
         colabel_groups(Y, classes, "ring", {"x": ("zebra",)})
     with pytest.raises(ValueError, match=r"labels must be \(N, 5\)"):
         colabel_groups(Y[:, :3], classes)
     assert isinstance(got, np.ndarray)
+
+
+def test_centred_layout_and_fixed_textures():
+    """The source-task layout: one object per image near the centre, with the texture asked for."""
+    import numpy as np
+
+    n, s = 40, 32
+    labels = np.zeros((n, 12), np.uint8)
+    labels[np.arange(n), np.arange(n) % 12] = 1
+
+    def draw(texture: int) -> np.ndarray:
+        rng = np.random.default_rng(7)
+        return teaching_module._render(rng, labels, s, layout="centre",
+                                       textures=np.full(n, texture))
+
+    plain, stripes = draw(0), draw(1)
+    assert plain.shape == (n, 3, s, s) and plain.dtype == np.uint8
+    diff = np.abs(plain.astype(int) - stripes.astype(int)).sum(1) > 0  # (n, S, S) object pixels
+    assert diff.any(1).any(1).all()  # every image has its object re-textured
+    yy, xx = np.mgrid[0:s, 0:s] + 0.5
+    r = np.hypot(xx - s / 2, yy - s / 2)  # (S, S) distance from the centre
+    # the object lies within 0.1 s (jitter) + 0.4 s (radius) * sqrt(2) of the centre, never in
+    # the corners
+    assert not (diff & (r > 0.72 * s)[None]).any()
+    assert np.array_equal(draw(0), plain)  # deterministic
+    with pytest.raises(ValueError, match="exactly one object"):
+        teaching_module._render(np.random.default_rng(0), np.ones((2, 12), np.uint8), s,
+                                layout="centre")
+    with pytest.raises(ValueError, match="layout must be"):
+        teaching_module._render(np.random.default_rng(0), labels, s, layout="ring")
+    with pytest.raises(ValueError, match="textures must be"):
+        teaching_module._render(np.random.default_rng(0), labels, s, layout="centre",
+                                textures=np.full(n, 3))

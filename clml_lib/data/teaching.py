@@ -69,6 +69,9 @@ _ROTATION_DEG = 15.0  # shapes are rotated by at most this angle (square vs diam
 _NOISE_STD = 0.04  # per-pixel Gaussian noise
 _CLUTTER_DOTS = (1, 4)  # number of small distractor dots per image (min, max inclusive)
 _CLUTTER_LINES = (0, 1)  # number of thin distractor line segments per image
+_CENTRED_RADIUS = (0.28, 0.40)  # object radius of the single-object ('centre') layout
+#: fill textures, in the index order of ``_render``'s ``textures``
+TEXTURES: tuple[str, ...] = ("plain", "stripes", "shaded")
 
 
 # --------------------------------------------------------------------------- label sampling
@@ -153,12 +156,27 @@ def _hsv_to_rgb(h: np.ndarray, s: np.ndarray, v: np.ndarray) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- rendering
-def _render(rng: np.random.Generator, labels: np.ndarray, size: int) -> np.ndarray:
+def _render(
+    rng: np.random.Generator,
+    labels: np.ndarray,
+    size: int,
+    layout: str = "grid",
+    textures: np.ndarray | None = None,
+) -> np.ndarray:
     """Draw the images for a label matrix (n, C) 0/1; returns uint8 (n, 3, size, size).
+
+    ``layout='grid'`` (the teaching set) places the objects in the cells of a jittered 2 x 2
+    grid; ``layout='centre'`` (the pretraining source task) draws exactly one larger object per
+    image near its centre. ``textures`` (B,) fixes the fill texture of each object (0 plain,
+    1 stripes, 2 radial shading; objects in row-major order of the positives); None draws it.
 
     Everything is vectorised over images (background, clutter) or over objects (shapes), in
     float32; Python loops run only over the few clutter items / object slots per image.
     """
+    if layout not in ("grid", "centre"):
+        raise ValueError(f"layout must be 'grid' or 'centre', got {layout!r}")
+    if layout == "centre" and not (labels.sum(1) == 1).all():
+        raise ValueError("layout 'centre' draws exactly one object per image")
     n = labels.shape[0]
     s = size
     f32 = np.float32
@@ -210,11 +228,16 @@ def _render(rng: np.random.Generator, labels: np.ndarray, size: int) -> np.ndarr
     b = len(rows)
     counts = labels.sum(1).astype(np.int64)  # (n,)
     slot = np.arange(b) - np.repeat(np.cumsum(counts) - counts, counts)  # object index in image
-    perm = rng.random((n, 4)).argsort(1)  # random cell order per image
-    cell = perm[rows, slot]  # (B,)
-    radius = uni(*_RADIUS, b) * s
-    cx = (cell % 2 + 0.5).astype(f32) * s / 2 + uni(-0.13, 0.13, b) * s
-    cy = (cell // 2 + 0.5).astype(f32) * s / 2 + uni(-0.13, 0.13, b) * s
+    if layout == "grid":
+        perm = rng.random((n, 4)).argsort(1)  # random cell order per image
+        cell = perm[rows, slot]  # (B,)
+        radius = uni(*_RADIUS, b) * s
+        cx = (cell % 2 + 0.5).astype(f32) * s / 2 + uni(-0.13, 0.13, b) * s
+        cy = (cell // 2 + 0.5).astype(f32) * s / 2 + uni(-0.13, 0.13, b) * s
+    else:  # one object near the centre, object-centred like a photo of a single thing
+        radius = uni(*_CENTRED_RADIUS, b) * s
+        cx = f32(s / 2) + uni(-0.1, 0.1, b) * s
+        cy = f32(s / 2) + uni(-0.1, 0.1, b) * s
     rot = np.deg2rad(uni(-_ROTATION_DEG, _ROTATION_DEG, b))
     dx = (xx[None] - col(cx)) / col(radius)  # (B, S, S)
     dy = -(yy[None] - col(cy)) / col(radius)  # v points up
@@ -229,7 +252,12 @@ def _render(rng: np.random.Generator, labels: np.ndarray, size: int) -> np.ndarr
     # fill: a saturated colour, with one of three textures (plain, stripes, radial shading)
     hsv = rng.random(b), rng.uniform(0.55, 1.0, b), rng.uniform(0.55, 1.0, b)
     fill = _hsv_to_rgb(*hsv).astype(f32)  # (B, 3)
-    texture = rng.integers(0, 3, b)
+    if textures is None:
+        texture = rng.integers(0, 3, b)
+    else:
+        texture = np.asarray(textures)
+        if texture.shape != (b,) or not np.isin(texture, (0, 1, 2)).all():
+            raise ValueError(f"textures must be ({b},) with values in {{0, 1, 2}}")
     phase = uni(0, 2 * np.pi, b)
     mod = np.ones_like(u)  # (B, S, S)
     sel = texture == 1  # stripes
@@ -351,21 +379,25 @@ def colabel_groups(
 
     Returns:
         ``(N,)`` array of strings: ``"no <anchor>"``, ``"<anchor> + <co-labels>"`` for an image
-        that carries the anchor and the co-labels of exactly one context, else ``"<anchor>, other"``.
+        that carries the anchor and the co-labels of exactly one context, else
+        ``"<anchor>, other"``.
 
     Raises:
         ValueError: a class name that is not in ``classes``, or a label matrix of the wrong width.
     """
     if contexts is None:
-        contexts = {"crescent/star": ("crescent", "star"), "semicircle/plus/bar": ("semicircle", "plus", "bar")}
+        contexts = {"crescent/star": ("crescent", "star"),
+                    "semicircle/plus/bar": ("semicircle", "plus", "bar")}
     if labels.dim() != 2 or labels.shape[1] != len(classes):
         raise ValueError(f"labels must be (N, {len(classes)}), got {tuple(labels.shape)}")
-    unknown = [c for c in (anchor, *[k for ks in contexts.values() for k in ks]) if c not in classes]
+    named = (anchor, *[k for ks in contexts.values() for k in ks])
+    unknown = [c for c in named if c not in classes]
     if unknown:
         raise ValueError(f"unknown class names {unknown}; classes are {classes}")
     Y = labels.bool()
     has_anchor = Y[:, classes.index(anchor)].numpy()  # (N,)
-    hits = np.stack([Y[:, [classes.index(k) for k in ks]].any(1).numpy() for ks in contexts.values()])  # (G, N)
+    hits = np.stack([Y[:, [classes.index(k) for k in ks]].any(1).numpy()
+                     for ks in contexts.values()])  # (G, N)
     group = np.full(Y.shape[0], f"no {anchor}", dtype=object)
     group[has_anchor] = f"{anchor}, other"
     for g, name in enumerate(contexts):
