@@ -17,11 +17,11 @@
 # # Reproduce CLML: one training run, its curves and its honest numbers
 #
 # This notebook trains one multi-label classifier with a base loss (BCE, Focal, ASL, Hill or
-# SPLC), with or without the CLML term of the paper (arXiv 2209.01314, Eq. (7):
-# $\mathcal{L} = \mathcal{L}_{base} + \lambda\,\mathcal{L}_{CLML}$), on a training set whose
-# labels were partly hidden (`setting`: full, 75left, 40left or single). All the work is done
-# by `clml_lib.train.fit`; this notebook only sets the parameters, calls it, and reads back
-# `out_dir/metrics.json`:
+# SPLC), with or without the CLML term of the paper (arXiv 2209.01314), i.e. with the total loss
+# $\mathcal{L} = \mathcal{L}_{base} + \lambda\,\mathcal{L}_{CLML}$ (the base loss plus $\lambda$
+# times the low-rank contrastive term), on a training set whose labels were partly hidden
+# (`setting`: full, 75left, 40left or single). All the work is done by `clml_lib.train.fit`; this
+# notebook only sets the parameters, calls it, and reads back `out_dir/metrics.json`:
 #
 # 1. the training-loss parts per epoch (base loss, low-rank CLML term, optional pairwise term);
 # 2. validation and test mAP of the raw and the EMA model per epoch;
@@ -34,24 +34,25 @@
 # The last cells are checks (finite losses, mAP in [0, 100], files written) that raise
 # `AssertionError`, so a broken run fails papermill and nbval loudly.
 #
-# **How long.** The defaults below are a quick teaching run (tiny CNN, 32 px teaching set):
-# well under 2 minutes on 2 CPU cores. The paper presets (ResNet-101, 448 px, COCO) take hours
-# on one GPU.
+# **Parameters.** The parameters cell below is generated from the run schema
+# (`clml_lib.train.TrainConfig`, listed in `docs/configuration.md`); a test keeps it equal to the
+# schema, defaults included. The defaults are the quick teaching run (tiny CNN, 32 px teaching
+# set, about a minute on 2 CPU cores). Parameter files in `params/` are layers on top of them,
+# composed in order as papermill composes `-f` files, then `-p` values win.
 #
 # **How to run.** Never run papermill in place on this file; write the executed copy to `runs/`:
 #
 # ```bash
 # papermill notebooks/reproduce.ipynb runs/teaching/reproduce.ipynb -f params/teaching.yaml \
-#     -p out_dir runs/teaching -k python3 --cwd . --execution-timeout 1800 --log-output
-# papermill notebooks/reproduce.ipynb runs/coco_40left_bce_clml/reproduce.ipynb \
-#     -f params/coco_40left_bce_clml.yaml -p data_root /path/to/coco -k python3 --log-output
-# python -m clml_lib.reproduce --grid teaching      # several presets x seeds, then a table
+#     -k python3 --cwd . --log-output
+# papermill notebooks/reproduce.ipynb runs/coco/reproduce.ipynb -f params/paper.yaml \
+#     -p data_root /data/coco -p setting 40left -p base_loss Focal -k python3 --log-output
+# python -m clml_lib.reproduce --grid teaching      # a grid of layers x axes x seeds, then a table
 # ```
 #
-# Every preset in `params/` lists every parameter, so nothing is inherited from the teaching
-# defaults of this notebook. Relative paths (`data_root`, `out_dir`, `weights_path`) are taken
-# from the project root. The source of this notebook is `notebooks/reproduce.py` (jupytext
-# percent format); after editing it, regenerate and execute the `.ipynb`.
+# Relative paths (`data_root`, `label_list`, `weights_path`, `out_dir`) are taken from the project
+# root, whatever the working directory. The source of this notebook is `notebooks/reproduce.py`
+# (jupytext percent format); after editing it, regenerate and execute the `.ipynb`.
 
 # %%
 # The names that exist before the parameters: the cell after the parameters collects every
@@ -61,50 +62,51 @@ _names_before_parameters = set(globals())
 
 # %% tags=["parameters"]
 # Data and missing labels
-dataset: str = "teaching"  # teaching | coco | voc | nus
-data_root: str = ""  # dataset root folder, relative to the project root (unused for teaching)
-label_list: str = ""  # optional training label list (reference split file); overrides setting
-setting: str = "40left"  # full | 75left | 40left | single: labels left on the training set
-split_seed: int = 0  # seed of the missing-label simulation and of the validation carve-out
-# Loss: base loss plus lambda_ times the CLML term
-base_loss: str = "BCE"  # BCE | Focal | ASL | Hill | SPLC
-use_clml: bool = True  # add the CLML low-rank term
-correction: bool = True  # label correction (false-negative mining) feeding the CLML term
+dataset: str = "teaching"  # dataset to train and test on (teaching | coco | voc | nus)
+data_root: str = ""  # dataset root folder (unused for teaching)
+label_list: str = ""  # optional training label list (split file); overrides setting
+setting: str = "40left"  # positive labels left in training (full | 75left | 40left | single)
+split_seed: int = 0  # seed of the missing-label draw and of the validation carve-out
+# Loss: base loss plus CLML
+base_loss: str = "BCE"  # base multi-label loss (BCE | Focal | ASL | Hill | SPLC)
+use_clml: bool = True  # add lambda_ times the CLML low-rank term
+use_correction: bool = True  # label correction (false-negative mining) for the CLML term
 correct_base_targets: bool = False  # also feed the corrected labels to the base loss
-lambda_: float = 1.0  # weight of the CLML term (lambda in the paper)
-tau: float = 0.75  # correction threshold on sigmoid scores (tau in the paper)
-start_epoch: int = 1  # first epoch index at which the correction mines labels
-delta: float = 1.0  # lower bound of the per-label nuclear norms (Delta in the paper)
-pairwise_weight: float = 0.0  # weight of the explicit pairwise contrastive term (ablation)
+lambda_: float = 1.0  # weight of the CLML term (lambda)
+tau: float = 0.75  # correction threshold on sigmoid scores (tau)
+start_epoch: int = 1  # first epoch index at which correction mines labels (e0)
+delta: float = 1.0  # floor of each per-label nuclear norm (Delta)
+pairwise_weight: float = 0.0  # weight of the explicit pairwise contrastive term
 temperature: float = 0.1  # temperature of the pairwise contrastive term
-reduction: str = "sum"  # base-loss reduction: sum (reference) or mean
+reduction: str = "sum"  # base-loss reduction (reference: sum) (sum | mean)
 # Schedule and optimiser
-epochs: int = 8  # OneCycle schedule length in epochs
+epochs: int = 10  # OneCycle schedule length in epochs
 stop_epoch: int = -1  # last epoch index trained; -1 trains all epochs
-batch_size: int = 64  # images per step
+batch_size: int = 64  # images per optimiser step (global under DDP)
 image_size: int = 32  # input side in pixels
-lr: float = 3e-3  # peak learning rate of Adam with OneCycle
-weight_decay: float = 1e-4  # true weight decay (none on biases and norms)
-ema_decay: float = 0.99  # decay of the exponential moving average of the weights
-amp: str = "none"  # none | bf16 | fp16 (fp16 uses a GradScaler)
+lr: float = 0.003  # peak learning rate of Adam with OneCycle
+weight_decay: float = 0.0001  # true weight decay (none on biases and norms)
+ema_decay: float = 0.97  # decay of the moving average of the weights (EMA)
+amp: str = "none"  # mixed precision (fp16 uses a GradScaler) (none | bf16 | fp16)
 # Model
 backbone: str = "tiny_cnn"  # torchvision classification model name, or tiny_cnn
 weights_path: str = ""  # empty for random init, imagenet, or a local .pth path
 normalize: bool = False  # ImageNet mean and std normalisation (reference: off)
-augment: bool = False  # Cutout and RandAugment on training images
+augment: bool = True  # training augmentation (teaching: flips; photos: Cutout+RandAugment)
 # Selection, size and machine
-val_fraction: float = 0.1  # validation share carved from the training set for model selection
-num_train_images: int = 1200  # training images (teaching: generated); 0 uses all
-num_workers: int = 0  # DataLoader worker processes
-device: str = "cpu"  # cpu | cuda | cuda:N
+val_fraction: float = 0.1  # validation share carved from the training set
+num_train_images: int = 0  # training images (teaching: generated); 0 uses all
+num_workers: int = 0  # DataLoader worker processes (changes the random stream)
+device: str = "cpu"  # torch device (cpu | cuda | cuda:N)
 seed: int = 0  # seed of initialisation, batch order and augmentation
 deterministic: bool = True  # deterministic kernels and no cuDNN autotuning
-out_dir: str = "runs/reproduce/quick"  # run folder for metrics.json and checkpoint.pt
+out_dir: str = "runs/reproduce"  # run folder for metrics.json and checkpoint.pt
 progress: bool = False  # tqdm progress bars
+verbose: bool = True  # one line per epoch (false: one summary line)
 max_train_batches: int = 0  # cap on training batches per epoch; 0 for no cap
 max_eval_batches: int = 0  # cap on evaluation batches; 0 for no cap
 resume: bool = False  # resume from out_dir/checkpoint.pt when present
-ddp_gather: bool = True  # under torchrun: CLML loss on the batch gathered from every rank
+ddp_gather: bool = True  # under torchrun: losses on the batch gathered from every rank
 
 # %%
 # Every parameter: the names defined since the snapshot, by the parameters cell above and by
@@ -148,7 +150,7 @@ for name, value in dataclasses.asdict(cfg).items():
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-summary = fit(cfg)  # prints one line per epoch (with timings)
+summary = fit(cfg)  # prints one line per epoch (with timings) when verbose
 
 # %%
 out = resolve(cfg.out_dir)
@@ -167,6 +169,24 @@ print("data:", metrics.get("data", {}))
 # weights on the validation split (used for model selection) and on the test split. Bottom right:
 # the labels that the correction added (score above $\tau$ on an observed negative), scored
 # against the labels that the missing-label simulation hid.
+#
+# **Reading the EMA curve.** The EMA weights are updated once per step,
+# $\theta_{EMA} \leftarrow d\,\theta_{EMA} + (1 - d)\,\theta$ with $d$ = `ema_decay`, starting from
+# the initial (random) weights and without warm-up. They average the weights of roughly the last
+# $1/(1-d)$ steps (the time constant), and after $t$ steps the initial weights still make up a
+# share $d^t$ of them. When the run is not much longer than the time constant, the EMA is mostly
+# an average of early, poor weights and its mAP stays flat far below the raw model's: with
+# $d = 0.99$ (a time constant of 100 steps) a run of 140 steps ends with $0.99^{140} \approx 0.25$
+# of the EMA still made of the random initial weights. The cell below prints both numbers for
+# this run; the EMA can only help when the run is several time constants long.
+
+# %%
+total_steps = int(epochs_df["steps"].sum())
+time_constant = 1.0 / (1.0 - cfg.ema_decay)
+print(f"EMA decay {cfg.ema_decay}: time constant 1/(1 - d) = {time_constant:.0f} steps; "
+      f"this run: {total_steps} steps ({total_steps / time_constant:.1f} time constants); "
+      f"share of the initial weights left in the EMA: d^steps = "
+      f"{cfg.ema_decay ** total_steps:.2g}")
 
 # %%
 fig, axes = plt.subplots(2, 2, figsize=(12, 7))

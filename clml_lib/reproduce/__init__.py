@@ -1,27 +1,28 @@
 """Reproductions of the paper's experiments through ``notebooks/reproduce.ipynb``.
 
-* :mod:`.presets`: the table behind ``params/*.yaml`` (complete parameter sets).
-* :mod:`.grid`: grid files ``params/grids/*.yaml``; validation before anything runs; papermill
-  runs that skip finished cells, resume interrupted ones and survive failures.
-* :mod:`.collate`: baseline vs +CLML tables (two model-selection protocols) and a plot.
-* :mod:`.cli`: ``python -m clml_lib.reproduce --grid NAME [--seeds ...] [--set k=v] [--dry-run]``.
+* parameter layers ``params/*.yaml`` (``paper.yaml`` the complete reference recipe, small layers
+  on top) composed like papermill's ``-f``; the schema is :class:`clml_lib.train.TrainConfig`.
+* :mod:`.grid`: grid files ``params/grids/*.yaml`` (layers and axes); validation before anything
+  runs; papermill runs that skip finished cells, resume interrupted ones, survive failures and run
+  ``jobs`` kernels at a time.
+* :mod:`.collate`: baseline vs +CLML tables with intervals and verdicts, and a plot.
+* :mod:`.cli`: ``python -m clml_lib.reproduce --grid NAME [--seeds ...] [--set k=v] [--jobs N]``.
 """
 
-from .collate import Comparison, build_comparisons, collate
+from .collate import Comparison, build_comparisons, collate, render_compact_table
 from .grid import (
     NOTEBOOK,
     Grid,
     GridError,
     Run,
     RunOutcome,
-    check_parameters,
     load_grid,
-    load_preset,
+    load_layer,
     notebook_parameters,
     parse_sets,
+    plan,
     run_grid,
 )
-from .presets import preset_table, render_preset, write_presets
 
 __all__ = [
     "NOTEBOOK",
@@ -31,14 +32,12 @@ __all__ = [
     "Run",
     "RunOutcome",
     "build_comparisons",
-    "check_parameters",
     "collate",
     "load_grid",
-    "load_preset",
+    "load_layer",
     "notebook_parameters",
     "parse_sets",
-    "preset_table",
-    "render_preset",
+    "plan",
+    "render_compact_table",
     "run_grid",
-    "write_presets",
 ]

@@ -6,12 +6,12 @@ Examples::
     python -m clml_lib.reproduce --grid teaching --dry-run       # plan and validate only
     python -m clml_lib.reproduce --grid coco_table --seeds 0 1 2 \\
         --set data_root=/data/coco --set device=cuda:0 --timeout 86400
-    python -m clml_lib.reproduce --list                          # grids and presets
-    python -m clml_lib.reproduce --write-presets                 # regenerate params/*.yaml
+    python -m clml_lib.reproduce --grid teaching --jobs 2        # two kernels at a time
+    python -m clml_lib.reproduce --list                          # grids and parameter files
 
 Exit status: 0 when every run finished (or was skipped as finished), 1 when some run failed
 (they are listed; the others still ran and were collated; with ``--dry-run``: some run folder
-holds another configuration), 2 for a bad grid, preset or parameter (nothing ran).
+holds another configuration), 2 for a bad grid, parameter file or value (nothing ran).
 """
 
 from __future__ import annotations
@@ -20,11 +20,8 @@ import argparse
 import logging
 import sys
 
-from clml_lib.paths import PARAMS
-
 from .collate import collate
-from .grid import GRIDS, GridError, _rel, available_presets, load_grid, parse_sets, run_grid
-from .presets import write_presets
+from .grid import GRIDS, GridError, _rel, available_layers, load_grid, parse_sets, run_grid
 
 
 _PAPERMILL_CHATTER = ("Executing Cell", "Ending Cell", "Input Notebook", "Output Notebook",
@@ -46,37 +43,39 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seeds", type=int, nargs="+", help="seeds (default: the grid's)")
     parser.add_argument("--out", default="runs/grids", help="parent folder of the grid's runs")
     parser.add_argument("--timeout", type=float, help="papermill per-cell timeout in seconds")
-    parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a parameter in every run (repeatable)")
+    parser.add_argument("--set", dest="sets", action="append", default=[], metavar="NAME=VALUE",
+                        help="set a field in every run, like papermill -p (repeatable)")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="papermill kernels run at a time (each with OMP_NUM_THREADS = "
+                        "cores // jobs); default 1")
     parser.add_argument("--dry-run", action="store_true",
                         help="validate and print the plan; run nothing, write nothing")
-    parser.add_argument("--list", action="store_true", help="list grids and presets")
-    parser.add_argument("--write-presets", action="store_true",
-                        help="regenerate params/*.yaml from clml_lib/reproduce/presets.py")
+    parser.add_argument("--list", action="store_true", help="list grids and parameter files")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status (see the module docstring)."""
-    args = build_parser().parse_args(argv)
-    if args.write_presets:
-        paths = write_presets(PARAMS)
-        print(f"wrote {len(paths)} files under {_rel(PARAMS)}/ (presets and grids)")
-        return 0
+    parser = build_parser()
+    args = parser.parse_args(argv)
     if args.list:
-        print("grids:   " + ", ".join(sorted(p.stem for p in GRIDS.glob("*.yaml"))))
-        print("presets: " + ", ".join(available_presets()))
+        print("grids:           " + ", ".join(sorted(p.stem for p in GRIDS.glob("*.yaml"))))
+        print("parameter files: " + ", ".join(available_layers()))
         return 0
     if not args.grid:
-        build_parser().error("--grid is required (or --list / --write-presets)")
+        parser.error("--grid is required (or --list)")
+    if args.jobs < 1:
+        parser.error(f"--jobs must be >= 1, got {args.jobs}")
     try:
         grid = load_grid(args.grid, seeds=args.seeds, out=args.out, sets=parse_sets(args.sets),
                          timeout_s=args.timeout)
     except (GridError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"grid {grid.name}: {len(grid.runs)} runs ({len(grid.runs) // len(grid.seeds)} cells x "
-          f"seeds {grid.seeds}) in {_rel(grid.out_dir)}, per-cell timeout {grid.timeout_s} s")
+    axes = " x ".join(f"{k} {v}" for k, v in grid.axes.items()) or "one cell"
+    print(f"grid {grid.name}: {len(grid.runs)} runs ({axes} x seeds {grid.seeds}; a seed sets "
+          f"{', '.join(grid.seed_fields)}) in {_rel(grid.out_dir)}, per-cell timeout "
+          f"{grid.timeout_s} s, {args.jobs} job(s)")
     if grid.description:
         print(f"  {grid.description}")
     if not args.dry_run:  # cell outputs (one line per epoch) through papermill's logger
@@ -84,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         pm_logger = logging.getLogger("papermill")
         pm_logger.setLevel(logging.INFO)
         pm_logger.addFilter(_quiet_papermill)
-    outcomes = run_grid(grid, dry_run=args.dry_run)
+    outcomes = run_grid(grid, dry_run=args.dry_run, jobs=args.jobs)
     if args.dry_run:  # a run folder holding another configuration would fail: say so now
         return 1 if any(o.status == "failed" for o in outcomes) else 0
     failures = [f"{o.run.cell} seed {o.run.seed}: {o.error} ({_rel(o.run.notebook_path)})"

@@ -1,20 +1,26 @@
 r"""Collate a grid's finished runs into ``results/<grid>.md`` and ``results/<grid>.png``.
 
-Runs are paired *baseline* (``use_clml: false``) vs *+CLML* (``use_clml: true``) when every
-other parameter that changes the baseline's result agrees (the CLML-only parameters
-:data:`CLML_ONLY` and the bookkeeping ones :data:`IGNORED` are left out of the pairing key).
-For each pair and each of the two model-selection protocols
+Pairing follows the schema's roles (:mod:`clml_lib.train.config`): runs are one *experiment* when
+every field of role ``experiment`` agrees, the grid's seed fields aside; within it the *baseline*
+has ``use_clml: false`` and each distinct setting of the other ``clml`` fields (``lambda_``,
+``tau``, ...) with ``use_clml: true`` is one *+CLML* variant; ``bookkeeping`` fields are ignored.
+The baseline and the +CLML run of one seed are paired.
+
+For each comparison and each of the two model-selection protocols
 
 * **val-selected**: test mAP of the epoch and weights chosen on the held-out validation split
   (``summary.test_mAP``, the honest number), and
 * **best-on-test**: the best test mAP over all epochs and both weights
   (``summary.best_test_mAP``, the reference script's protocol),
 
-the table gives the baseline and the +CLML mAP as mean ± sample std over seeds, and the gain
-$g_s = \mathrm{mAP}^{+CLML}_s - \mathrm{mAP}^{base}_s$ paired by seed, as mean ± sample std
-(ddof 1; no std for one seed). The abstract's gains (+1.2 COCO, +1.6 VOC, +1.3 NUS-WIDE,
-arXiv 2209.01314) are printed beside the rows of that dataset; the abstract does not say over
-which base loss or setting they hold (paper.md 3.1). Negative gains are printed as negative.
+the table gives n paired seeds, the baseline and +CLML means, the mean paired gain with its 95 %
+t interval over seeds (:func:`clml_lib.stats.paired_t_interval`), the paired bootstrap interval
+over test images (val-selected only, from each run's ``test_scores.pt``,
+:func:`clml_lib.stats.paired_bootstrap`) and the verdict that follows from the t interval
+(:func:`clml_lib.stats.verdict`). The labels mined by correction in the +CLML arm are listed per
+epoch (pooled over seeds) from ``metrics.json``. The abstract's gains (+1.2 COCO, +1.6 VOC, +1.3
+NUS-WIDE) are printed beside the rows of that dataset; the abstract does not say over which base
+loss or setting they hold (docs/method.md §3.1).
 """
 
 from __future__ import annotations
@@ -24,25 +30,28 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .grid import Grid
+from clml_lib.stats import Interval, paired_bootstrap, paired_t_interval, verdict
+from clml_lib.train.config import CLML_FIELDS, EXPERIMENT_FIELDS
 
-#: Parameters used only by the CLML term: they do not change a baseline run.
-CLML_ONLY = (
-    "lambda_",
-    "tau",
-    "start_epoch",
-    "delta",
-    "correction",
-    "pairwise_weight",
-    "temperature",
-)
-#: Parameters that do not define the experiment (per-run bookkeeping, speed switches).
-IGNORED = ("use_clml", "seed", "out_dir", "progress", "resume", "num_workers", "device",
-           "deterministic")
+from .grid import Grid, Run
+
 #: The abstract's headline gains, by ``dataset`` value.
 PAPER_GAINS = {"coco": ("MS-COCO", 1.2), "voc": ("VOC", 1.6), "nus": ("NUS-WIDE", 1.3)}
 #: The two protocols: (column title, summary key).
 PROTOCOLS = (("val-selected", "test_mAP"), ("best-on-test", "best_test_mAP"))
+#: Bootstrap replicates of the collated tables.
+N_BOOT = 1000
+_NO_SCORES = "n/a (no per-image scores)"
+
+
+@dataclass
+class RunResult:
+    """What collation reads from one finished run."""
+
+    summary: dict[str, Any]
+    epochs: list[dict[str, Any]]
+    config: dict[str, Any]
+    scores_path: Path
 
 
 @dataclass
@@ -52,19 +61,48 @@ class Comparison:
     label: str
     variant: str
     dataset: str
-    baseline: dict[int, dict[str, Any]] = field(default_factory=dict)  # seed -> summary
-    clml: dict[int, dict[str, Any]] = field(default_factory=dict)
+    baseline: dict[int, RunResult] = field(default_factory=dict)  # seed -> result
+    clml: dict[int, RunResult] = field(default_factory=dict)
+    tau: float | None = None
+    bootstrap: Interval | None = None
+    bootstrap_note: str = _NO_SCORES
 
     def values(self, side: str, key: str) -> list[float]:
         runs = self.baseline if side == "baseline" else self.clml
-        return [runs[s][key] for s in sorted(runs)]
+        return [runs[s].summary[key] for s in sorted(runs)]
+
+    def paired_seeds(self) -> list[int]:
+        return sorted(set(self.baseline) & set(self.clml))
 
     def gains(self, key: str) -> dict[int, float]:
         """Paired gains ``clml - baseline`` for the seeds present on both sides."""
-        return {
-            s: self.clml[s][key] - self.baseline[s][key]
-            for s in sorted(set(self.baseline) & set(self.clml))
-        }
+        return {s: self.clml[s].summary[key] - self.baseline[s].summary[key]
+                for s in self.paired_seeds()}
+
+    def interval(self, key: str) -> Interval | None:
+        """Mean paired gain with its 95 % t interval (None without a paired seed)."""
+        gains = list(self.gains(key).values())
+        return paired_t_interval(gains) if gains else None
+
+    def mined_per_epoch(self) -> list[dict[str, Any]]:
+        """Labels mined by correction in the +CLML arm, per epoch, pooled over seeds:
+        ``epoch, runs, count`` (mean per run), ``precision`` = sum true / sum mined, ``recall`` =
+        sum true / sum hidden positives (None when undefined)."""
+        rows: dict[int, list[dict[str, Any]]] = {}
+        for r in self.clml.values():
+            for e in r.epochs:
+                if isinstance(e.get("mined"), dict):
+                    rows.setdefault(int(e["epoch"]), []).append(e["mined"])
+        out = []
+        for epoch in sorted(rows):
+            ms = rows[epoch]
+            count = sum(m.get("count", 0) for m in ms)
+            true = sum(m.get("true", 0) for m in ms)
+            missing = sum(m.get("missing", 0) for m in ms)
+            out.append({"epoch": epoch, "runs": len(ms), "count": count / len(ms),
+                        "precision": true / count if count else None,
+                        "recall": true / missing if missing else None})
+        return out
 
 
 def mean_std(values: list[float]) -> tuple[float, float | None]:
@@ -88,80 +126,176 @@ def fmt(values: list[float], signed: bool = False) -> str:
     return text + (f" ± {std:.2f}" if std is not None else "")
 
 
-def _key(params: dict[str, Any], drop: tuple[str, ...]) -> tuple:
-    return tuple(sorted((k, v) for k, v in params.items() if k not in drop))
-
-
-def _differing(keys: list[tuple]) -> list[str]:
-    """Parameter names whose values differ between the given keys."""
-    dicts = [dict(k) for k in keys]
+def _differing(dicts: list[dict[str, Any]]) -> list[str]:
+    """Names whose values differ between the given dicts."""
     names = sorted({n for d in dicts for n in d})
     return [n for n in names if len({repr(d.get(n)) for d in dicts}) > 1]
 
 
+def _result(run: Run) -> tuple[RunResult | None, str]:
+    metrics, problem = run.metrics_or_problem()
+    if problem:
+        return None, f"{run.cell} seed {run.seed}: {problem}; counted as not finished"
+    summary = (metrics or {}).get("summary", {})
+    if not summary.get("finished"):
+        return None, f"{run.cell} seed {run.seed}: no finished metrics.json in {run.run_dir}"
+    return RunResult(summary, metrics.get("epochs", []), metrics.get("config", {}),
+                     run.scores_path), ""
+
+
 def build_comparisons(grid: Grid) -> tuple[list[Comparison], list[str]]:
-    """Pair the finished runs of ``grid``.
+    """Pair the finished runs of ``grid`` (see the module docstring).
 
     Returns:
         The comparisons (in grid order) and notes on runs that could not be paired or did
         not finish.
     """
+    seed_fields = set(grid.seed_fields)
+    key_fields = [f for f in EXPERIMENT_FIELDS if f not in seed_fields]
+    variant_fields = [f for f in CLML_FIELDS if f != "use_clml" and f not in seed_fields]
     groups: dict[tuple, dict[str, Any]] = {}
     notes = []
     for run in grid.runs:
-        metrics = run.read_metrics()
-        summary = (metrics or {}).get("summary", {})
-        if not summary.get("finished"):
-            notes.append(f"{run.cell} seed {run.seed}: no finished metrics.json in {run.run_dir}")
+        result, note = _result(run)
+        if result is None:
+            notes.append(note)
             continue
-        group_key = _key(run.params, IGNORED + CLML_ONLY)
-        group = groups.setdefault(group_key, {"baseline": {}, "clml": {}, "params": run.params})
-        if run.params["use_clml"]:
-            variant_key = tuple((k, run.params[k]) for k in CLML_ONLY if k in run.params)
-            side = group["clml"].setdefault(variant_key, {})
+        cfg = run.config.to_dict()
+        group = groups.setdefault(tuple(cfg[f] for f in key_fields),
+                                  {"baseline": {}, "clml": {}, "cfg": cfg})
+        if cfg["use_clml"]:
+            side = group["clml"].setdefault(tuple(cfg[f] for f in variant_fields), {})
         else:
             side = group["baseline"]
         if run.seed in side:
             notes.append(f"{run.cell} seed {run.seed}: a second run of one experiment, ignored")
             continue
-        side[run.seed] = summary
-    group_keys = list(groups)
-    label_extra = _differing(group_keys)
+        side[run.seed] = result
+    label_extra = _differing([dict(zip(key_fields, k)) for k in groups])
     comparisons = []
-    for gk in group_keys:
-        g = groups[gk]
-        p = g["params"]
+    for gk, g in groups.items():
+        p = g["cfg"]
         label = f"{p['dataset']} / {p['setting']} / {p['base_loss']}"
-        extra = [f"{n}={dict(gk).get(n)}" for n in label_extra
+        extra = [f"{n}={dict(zip(key_fields, gk))[n]}" for n in label_extra
                  if n not in ("dataset", "setting", "base_loss")]
         if extra:
             label += " (" + ", ".join(extra) + ")"
         variants = list(g["clml"]) or [None]
-        variant_extra = _differing(variants) if len(variants) > 1 else []
+        variant_extra = (_differing([dict(zip(variant_fields, v)) for v in variants])
+                         if len(variants) > 1 else [])
         for vk in variants:
             name = "+CLML"
-            if vk is not None and variant_extra:
-                name += " (" + ", ".join(f"{n}={dict(vk)[n]}" for n in variant_extra) + ")"
-            comparisons.append(
-                Comparison(label, name, p["dataset"], dict(g["baseline"]),
-                           dict(g["clml"].get(vk, {})) if vk is not None else {})
-            )
+            vd = dict(zip(variant_fields, vk)) if vk is not None else {}
+            if variant_extra:
+                name += " (" + ", ".join(f"{n}={vd[n]}" for n in variant_extra) + ")"
+            comparisons.append(Comparison(label, name, p["dataset"], dict(g["baseline"]),
+                                          dict(g["clml"].get(vk, {})) if vk is not None else {},
+                                          tau=vd.get("tau")))
     return comparisons, notes
 
 
+def _load_scores(path: Path):
+    """``(scores, labels)`` tensors of a ``test_scores.pt`` (weights-only load), or raise
+    ValueError naming the file and the problem."""
+    import torch
+
+    try:
+        doc = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated, not a torch file, or holds objects
+        raise ValueError(f"{path}: not readable with torch.load(weights_only=True): "
+                         f"{type(exc).__name__}: {exc}") from None
+    if not isinstance(doc, dict) or not {"scores", "labels"} <= set(doc):
+        raise ValueError(f"{path}: expected a dict with 'scores' and 'labels'")
+    scores, labels = doc["scores"], doc["labels"]
+    if not (torch.is_tensor(scores) and torch.is_tensor(labels)) or scores.dim() != 2 \
+            or scores.shape != labels.shape:
+        raise ValueError(f"{path}: 'scores' and 'labels' must be tensors of one shape (N, C)")
+    return scores.double().numpy(), labels.double().numpy()
+
+
+def add_bootstrap(c: Comparison, n_boot: int = N_BOOT, seed: int = 0) -> None:
+    """Set ``c.bootstrap`` from the paired runs' ``test_scores.pt`` (val-selected model), or
+    ``c.bootstrap_note`` saying why it is not available."""
+    seeds = c.paired_seeds()
+    if not seeds:
+        c.bootstrap_note = "n/a (no paired seed)"
+        return
+    missing = [s for s in seeds
+               if not (c.baseline[s].scores_path.is_file() and c.clml[s].scores_path.is_file())]
+    if missing:
+        c.bootstrap_note = _NO_SCORES
+        return
+    arms = []
+    try:
+        for s in seeds:
+            sb, yb = _load_scores(c.baseline[s].scores_path)
+            sc, yc = _load_scores(c.clml[s].scores_path)
+            if yb.shape != yc.shape or (yb != yc).any():
+                raise ValueError(f"seed {s}: the two arms were scored on different test labels")
+            arms.append((sb, sc, yb))
+        c.bootstrap = paired_bootstrap(arms, n_boot=n_boot, seed=seed)
+    except ValueError as exc:
+        c.bootstrap_note = f"n/a ({exc})"
+
+
+def _paper(c: Comparison) -> str:
+    paper = PAPER_GAINS.get(c.dataset)
+    return f"+{paper[1]:.1f} ({paper[0]})" if paper else "n/a (not in the paper)"
+
+
+def render_compact_table(comparisons: list[Comparison]) -> str:
+    """The compact result table (val-selected protocol), usable verbatim in the README: one row
+    per comparison with n, baseline, +CLML, the gain with its 95 % t interval, the bootstrap
+    interval, the verdict and the labels mined in the last epoch."""
+    lines = ["| experiment | n | baseline mAP | +CLML mAP | gain [95 % t CI] | "
+             "bootstrap 95 % CI | verdict | mined labels, last epoch (P / R) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for c in comparisons:
+        iv = c.interval("test_mAP")
+        base, clml = c.values("baseline", "test_mAP"), c.values("clml", "test_mAP")
+        boot = (f"[{c.bootstrap.lo:+.2f}, {c.bootstrap.hi:+.2f}]" if c.bootstrap is not None
+                else c.bootstrap_note)
+        mined = c.mined_per_epoch()
+        last = _mined_text(mined[-1], c.tau) if mined else "n/a"
+        lines.append(
+            f"| {c.label} {c.variant} | {iv.n if iv else 0} | {fmt(base)} | {fmt(clml)} | "
+            f"{iv.text() if iv else 'n/a'} | {boot} | {verdict(iv) if iv else 'n/a'} | {last} |")
+    return "\n".join(lines)
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:.0f} %"
+
+
+def _mined_text(m: dict[str, Any], tau: float | None) -> str:
+    at = f" at τ = {tau:g}" if tau is not None else ""
+    if m["count"] == 0:
+        return f"0{at}"
+    return f"{m['count']:.1f} per run{at} ({_pct(m['precision'])} / {_pct(m['recall'])})"
+
+
 def render_markdown(grid: Grid, comparisons: list[Comparison], notes: list[str],
-                    failures: list[str], plot_name: str | None) -> str:
+                    failures: list[str], plot_name: str | None, n_boot: int = N_BOOT) -> str:
     """The text of ``results/<grid>.md``."""
     finished = sum(len(c.baseline) + len(c.clml) for c in comparisons)
+    seed_text = " and ".join(f"`{f}`" for f in grid.seed_fields)
     lines = [
         f"# Grid `{grid.name}`: baseline vs +CLML",
         "",
         grid.description,
         "",
         f"Runs with a finished `metrics.json`: {finished} of {len(grid.runs)} planned "
-        f"(seeds {', '.join(map(str, grid.seeds))}). Test mAP in %. *gain* = +CLML minus "
-        "baseline, paired by seed; mean ± sample std over seeds (n = number of paired seeds).",
+        f"(seeds {', '.join(map(str, grid.seeds))}). Test mAP in %. A grid seed sets {seed_text}"
+        ": the missing-label draw, the validation carve-out, the initialisation, the batch order "
+        "and the augmentation; the baseline and +CLML run of one seed share them (paired).",
         "",
+        "* **gain**: +CLML minus baseline, paired by seed; mean with its 95 % Student-t interval "
+        "over the n paired seeds.",
+        "* **bootstrap**: 95 % percentile interval of the mean gain when the test images of every "
+        f"seed are resampled with replacement ({n_boot} replicates, one draw shared by both arms), "
+        "each arm's mAP recomputed from its saved per-image test scores.",
+        "* **verdict**: from the t interval: *CLML better* (lower bound > 0), *CLML worse* "
+        "(upper bound < 0), else *no difference detected*.",
         "* **val-selected**: the epoch and weights (raw or EMA) chosen on a validation split "
         "carved from the training set, scored once on test (honest).",
         "* **best-on-test**: the best test mAP over all epochs and both weights, as the "
@@ -169,19 +303,35 @@ def render_markdown(grid: Grid, comparisons: list[Comparison], notes: list[str],
         "* **paper**: the abstract's headline gain for that dataset (+1.2 MS-COCO, +1.6 VOC, "
         "+1.3 NUS-WIDE); the abstract does not say for which base loss or setting.",
         "",
-        "| experiment | variant | protocol | baseline | +CLML | gain | n | paper |",
-        "|---|---|---|---|---|---|---|---|",
+        "## Result (val-selected)",
+        "",
+        render_compact_table(comparisons),
+        "",
+        "## Both protocols",
+        "",
+        "| experiment | variant | protocol | n | baseline | +CLML | gain [95 % t CI] | verdict | "
+        "paper |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for c in comparisons:
-        paper = PAPER_GAINS.get(c.dataset)
-        paper_text = f"+{paper[1]:.1f} ({paper[0]})" if paper else "n/a (not in the paper)"
         for protocol, key in PROTOCOLS:
-            gains = list(c.gains(key).values())
+            iv = c.interval(key)
             lines.append(
-                f"| {c.label} | {c.variant} | {protocol} | {fmt(c.values('baseline', key))} | "
-                f"{fmt(c.values('clml', key))} | {fmt(gains, signed=True)} | {len(gains)} | "
-                f"{paper_text} |"
-            )
+                f"| {c.label} | {c.variant} | {protocol} | {iv.n if iv else 0} | "
+                f"{fmt(c.values('baseline', key))} | {fmt(c.values('clml', key))} | "
+                f"{iv.text() if iv else 'n/a'} | {verdict(iv) if iv else 'n/a'} | {_paper(c)} |")
+    lines += ["", "## Labels mined by correction (+CLML arm, pooled over seeds)", "",
+              "Per epoch: labels mined per run (observed negatives scored above τ), precision "
+              "(share of them that the simulation had hidden) and recall (share of the hidden "
+              "positives mined).", ""]
+    for c in comparisons:
+        mined = c.mined_per_epoch()
+        lines.append(f"* **{c.label} {c.variant}**: " + (
+            "; ".join(f"epoch {m['epoch']}: {_mined_text(m, None)}" for m in mined)
+            if mined else "no +CLML run finished"))
+        if mined and all(m["count"] == 0 for m in mined):
+            lines.append(f"  No label was mined in any epoch at τ = {c.tau:g}: no observed "
+                         "negative scored above τ." if c.tau is not None else "  None mined.")
     lines += [
         "",
         "## Per seed",
@@ -196,10 +346,10 @@ def render_markdown(grid: Grid, comparisons: list[Comparison], notes: list[str],
             b, m = c.baseline.get(s), c.clml.get(s)
 
             def cell(run, key):
-                return f"{run[key]:.2f}" if run else "missing"
+                return f"{run.summary[key]:.2f}" if run else "missing"
 
             def gain(key):
-                return f"{m[key] - b[key]:+.2f}" if (b and m) else "n/a"
+                return f"{m.summary[key] - b.summary[key]:+.2f}" if (b and m) else "n/a"
 
             lines.append(
                 f"| {c.label} | {c.variant} | {s} | {cell(b, 'test_mAP')} | "
@@ -208,7 +358,7 @@ def render_markdown(grid: Grid, comparisons: list[Comparison], notes: list[str],
                 f"{cell(b, 'optimism_gap')} / {cell(m, 'optimism_gap')} |"
             )
     if plot_name:
-        lines += ["", f"![baseline vs +CLML per seed]({plot_name})"]
+        lines += ["", f"![per-seed gains with their intervals]({plot_name})"]
     if notes or failures:
         lines += ["", "## Missing or failed runs", ""]
         lines += [f"* FAILED {f}" for f in failures] + [f"* {n}" for n in notes]
@@ -216,40 +366,41 @@ def render_markdown(grid: Grid, comparisons: list[Comparison], notes: list[str],
 
 
 def plot_comparisons(comparisons: list[Comparison], path: Path) -> Path:
-    """Dot plot of baseline (circles) and +CLML (triangles) test mAP per seed, joined per
-    seed, one panel per protocol; saved as a PNG at ``path``."""
+    """Per-seed gains (dots) with the mean and its 95 % t interval (bar) and, val-selected, the
+    bootstrap interval (thin bar beside it), one panel per protocol; saved as a PNG."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    seeds = sorted({s for c in comparisons for s in set(c.baseline) | set(c.clml)})
-    colours = {s: plt.get_cmap("tab10")(i % 10) for i, s in enumerate(seeds)}
-    width = max(6.0, 1.2 * len(comparisons) + 2)
+    width = max(6.0, 1.0 * len(comparisons) + 2)
     fig, axes = plt.subplots(1, 2, figsize=(2 * width, 4.5), squeeze=False)
     for ax, (protocol, key) in zip(axes[0], PROTOCOLS):
+        ax.axhline(0.0, color="grey", lw=0.8)
         for x, c in enumerate(comparisons):
-            for s in seeds:
-                b = c.baseline.get(s, {}).get(key)
-                m = c.clml.get(s, {}).get(key)
-                if b is not None and m is not None:
-                    ax.plot([x - 0.15, x + 0.15], [b, m], color=colours[s], lw=1)
-                if b is not None:
-                    ax.plot(x - 0.15, b, "o", color=colours[s])
-                if m is not None:
-                    ax.plot(x + 0.15, m, "^", color=colours[s])
+            gains = list(c.gains(key).values())
+            ax.plot([x - 0.1] * len(gains), gains, "o", color="tab:blue", alpha=0.6, ms=4)
+            iv = c.interval(key)
+            if iv is not None and iv.lo is not None:
+                ax.errorbar(x + 0.05, iv.mean, yerr=[[iv.mean - iv.lo], [iv.hi - iv.mean]],
+                            fmt="s", color="black", capsize=4)
+            elif iv is not None:
+                ax.plot(x + 0.05, iv.mean, "s", color="black")
+            if key == "test_mAP" and c.bootstrap is not None:
+                b = c.bootstrap
+                ax.errorbar(x + 0.2, b.mean, yerr=[[b.mean - b.lo], [b.hi - b.mean]], fmt="none",
+                            color="tab:orange", capsize=3, lw=1)
         ax.set_xticks(range(len(comparisons)))
         many = len(comparisons) > 3
-        ax.set_xticklabels([f"{c.label}\nbaseline -> {c.variant}" for c in comparisons],
+        ax.set_xticklabels([f"{c.label}\n{c.variant}" for c in comparisons],
                            rotation=30 if many else 0, ha="right" if many else "center",
                            fontsize=8)
-        ax.set_ylabel("test mAP (%)")
-        ax.set_title(f"{protocol}: baseline (o) vs +CLML (^), one colour per seed")
+        ax.set_ylabel("gain in test mAP (+CLML - baseline)")
+        title = "dots: seeds; black: mean, 95 % t CI"
+        if key == "test_mAP":
+            title += "; orange: bootstrap CI"
+        ax.set_title(f"{protocol}: {title}", fontsize=9)
         ax.set_xlim(-0.6, len(comparisons) - 0.4)
-    handles = [plt.Line2D([], [], color=colours[s], marker="o", ls="-", label=f"seed {s}")
-               for s in seeds]
-    if handles:
-        axes[0][1].legend(handles=handles, fontsize=8, loc="best")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
@@ -257,20 +408,22 @@ def plot_comparisons(comparisons: list[Comparison], path: Path) -> Path:
     return path
 
 
-def collate(grid: Grid, failures: list[str] | None = None) -> tuple[Path, Path | None, str]:
+def collate(grid: Grid, failures: list[str] | None = None, n_boot: int = N_BOOT
+            ) -> tuple[Path, Path | None, str]:
     """Write ``<grid out>/results/<grid>.md`` (and ``.png`` when any run finished).
 
     Returns:
         ``(markdown path, png path or None, markdown text)``.
     """
     comparisons, notes = build_comparisons(grid)
+    for c in comparisons:
+        add_bootstrap(c, n_boot=n_boot)
     grid.results_dir.mkdir(parents=True, exist_ok=True)
     png = None
     if comparisons:
         png = plot_comparisons(comparisons, grid.results_dir / f"{grid.name}.png")
     text = render_markdown(grid, comparisons, notes, list(failures or []),
-                           png.name if png else None)
+                           png.name if png else None, n_boot)
     md = grid.results_dir / f"{grid.name}.md"
-    md.write_text(text)
+    md.write_text(text, encoding="utf-8")
     return md, png, text
-

@@ -1,64 +1,75 @@
 """Grids of papermill runs of ``notebooks/reproduce.ipynb``: load, validate, plan, run.
 
-A grid file ``params/grids/<name>.yaml`` reads::
+A grid file ``params/grids/<name>.yaml`` declares parameter layers and axes::
 
-    description: BCE with and without CLML on the teaching set, 40% of the positives left
-    seeds: [0, 1, 2]          # one run per cell and seed (``--seeds`` overrides)
-    timeout_s: 900            # papermill per-cell execution timeout (``--timeout`` overrides)
-    cells:
-      - name: bce             # folder name of the cell (default: the preset name)
-        preset: teaching      # params/<preset>.yaml (a complete parameter set)
-        overrides: {use_clml: false}
+    description: BCE with and without CLML on the teaching set
+    layers: [teaching]          # params/<name>.yaml files composed in order, like papermill -f
+    axes:                       # expanded as a product, first axis outermost
+      setting: [40left, single]
+      use_clml: [false, true]
+    seeds: [0, 1, 2]            # one run per cell and seed (--seeds overrides)
+    seed_fields: [seed, split_seed]   # the fields a grid seed sets (this is the default)
+    set: {}                     # fixed parameters of every run (like papermill -p)
+    timeout_s: 900              # papermill per-cell timeout (--timeout overrides)
 
-Run ``(cell, seed)`` gets the parameters ``preset`` < ``overrides`` < ``--set`` < ``seed`` and
-``out_dir``, and its executed notebook, ``metrics.json`` and ``checkpoint.pt`` live in
-``<out>/<grid>/<cell>/seed<seed>/``. Everything (preset files, parameter names against the
-notebook's ``parameters`` cell, types, values through ``TrainConfig.from_dict``, duplicate
-runs) is validated by :func:`load_grid` before anything runs; a problem raises
-:class:`GridError` naming the file, cell and parameter.
+An axis named ``layer`` takes parameter files (e.g. ``[voc, nus]``) added after ``layers``. Run
+``(cell, seed)`` gets exactly what papermill gets from ``-f layer ... -p axis value ... -p name
+value`` (``set``, then ``--set``), then the seed fields and ``out_dir``; fields set nowhere take the
+notebook's defaults, which equal the schema's (a test keeps them equal).
+:meth:`Run.papermill_command` prints that command, so one cell is reproduced by hand with the same
+composition. Every value goes through the one parser and validator of
+:mod:`clml_lib.train.config`; a problem raises :class:`GridError` naming the file, the cell and
+the field, before anything runs.
 
-:func:`run_grid` runs each planned run through papermill, skips finished ones (``metrics.json``
-with ``summary.finished: true`` and the same configuration), lets the engine resume interrupted
-ones from ``checkpoint.pt``, and keeps going after a failure: the failed run's executed notebook
-(with the error) stays in its folder and the failure is returned.
+A run lives in ``<out>/<grid>/<cell>/seed<seed>/``. :func:`run_grid` first checks every run folder
+(before any kernel starts): a folder whose ``config.json``/``metrics.json`` holds another
+configuration in a field that changes what a run computes (any field of role ``experiment`` or
+``clml``: only the ``bookkeeping`` fields may differ on resume) fails with the fields named and is
+never overwritten; an unreadable ``metrics.json`` is named and the run is re-run (the engine resumes
+it from ``checkpoint.pt``). Finished runs are skipped; the others run, ``jobs`` at a time.
 
-Decision: ``seed`` varies the training seed (initialisation, batch order, augmentation) only;
-``split_seed`` (which labels are hidden, which images form the validation split) stays fixed,
-like the reference's fixed released split files. Put ``split_seed`` in ``overrides`` or ``--set``
-to vary it.
+Seeds: a grid seed sets ``seed`` and ``split_seed`` (``seed_fields``): the missing-label draw, the
+validation carve-out, the initialisation, the batch order and the augmentation all vary with it, so
+the interval over seeds covers all of them (the teaching images themselves are fixed).
 """
 
 from __future__ import annotations
 
 import difflib
+import itertools
 import json
+import os
 import re
+import shlex
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 import yaml
 
-from clml_lib.paths import NOTEBOOKS, PARAMS, PROJECT_ROOT, resolve
+from clml_lib.paths import NOTEBOOKS, PARAMS, PROJECT_ROOT, resolve_path
+from clml_lib.train.config import (
+    BOOKKEEPING_FIELDS,
+    TrainConfig,
+    parse_override,
+    parse_value,
+    read_layer,
+)
 
 #: The notebook every run executes.
 NOTEBOOK = NOTEBOOKS / "reproduce.ipynb"
 #: Where grid files live.
 GRIDS = PARAMS / "grids"
-#: Parameters that may differ between a run on disk and a re-request of it without changing its
-#: trajectory (the engine's ``RESUME_FREE_FIELDS``, and ``num_workers``); a larger ``stop_epoch``
-#: makes a finished run resume and train on.
-BOOKKEEPING = ("out_dir", "progress", "resume", "num_workers", "device", "stop_epoch")
-#: Parameters set per run by the driver; a preset may hold them, a cell override may not.
-DRIVER_SET = ("seed", "out_dir")
-_GRID_KEYS = {"description", "seeds", "timeout_s", "cells"}
-_CELL_KEYS = {"name", "preset", "overrides"}
-_TYPES = {"str": str, "int": int, "float": float, "bool": bool}
+#: The fields a grid seed sets unless the grid says otherwise.
+DEFAULT_SEED_FIELDS = ("seed", "split_seed")
+_GRID_KEYS = {"description", "layers", "axes", "seeds", "seed_fields", "set", "timeout_s"}
 
 
 class GridError(ValueError):
-    """A bad grid file, preset, parameter name or value, found before anything runs."""
+    """A bad grid file, layer, parameter name or value, found before anything runs."""
 
 
 def _suggest(name: str, choices: list[str]) -> str:
@@ -74,37 +85,43 @@ def _rel(path: Path) -> str:
         return str(path)
 
 
-def available_presets(folder: str | Path = PARAMS) -> list[str]:
-    """Names of the preset files ``folder/*.yaml``, sorted."""
+def available_layers(folder: str | Path = PARAMS) -> list[str]:
+    """Names of the parameter files ``folder/*.yaml``, sorted."""
     return sorted(p.stem for p in Path(folder).glob("*.yaml"))
 
 
-def load_preset(name: str | Path, folder: str | Path = PARAMS) -> dict[str, Any]:
-    """Parameters of preset ``name`` (``params/<name>.yaml``) or of a YAML file path.
+def find_layer(name: str | Path, folder: str | Path = PARAMS) -> Path:
+    """``params/<name>.yaml``, or ``name`` itself when it is a YAML path (relative: from the
+    project root).
 
     Raises:
-        GridError: no such preset (lists the available ones), or the file is not a mapping.
+        GridError: no such file (lists the available layers).
     """
     text = str(name)
-    is_path = text.endswith((".yaml", ".yml")) or "/" in text
-    path = resolve(text) if is_path else Path(folder) / f"{text}.yaml"
+    if text.endswith((".yaml", ".yml")) or "/" in text:
+        path = resolve_path(text)
+        if not path.is_file():
+            raise GridError(f"parameter file not found: {path}")
+        return path
+    path = Path(folder) / f"{text}.yaml"
     if not path.is_file():
-        if is_path:
-            raise GridError(f"preset file not found: {path}")
-        names = available_presets(folder)
-        raise GridError(
-            f"unknown preset {text!r}: no file {path}{_suggest(text, names)}; "
-            f"available presets: {', '.join(names)}"
-        )
+        names = available_layers(folder)
+        raise GridError(f"unknown parameter file {text!r}: no file {path}{_suggest(text, names)}; "
+                        f"available: {', '.join(names)}")
+    return path
+
+
+def load_layer(name: str | Path, folder: str | Path = PARAMS) -> dict[str, Any]:
+    """The fields set by one parameter file, parsed and checked.
+
+    Raises:
+        GridError: no such file, not a mapping, an unknown field or a bad value (file named).
+    """
+    path = find_layer(name, folder)
     try:
-        params = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise GridError(f"{path}: not valid YAML: {exc}") from exc
-    if not isinstance(params, dict):
-        raise GridError(
-            f"{path}: expected a mapping of parameter: value, got {type(params).__name__}"
-        )
-    return params
+        return read_layer(path)
+    except ValueError as exc:
+        raise GridError(str(exc)) from None
 
 
 def notebook_parameters(notebook: str | Path = NOTEBOOK) -> dict[str, str]:
@@ -113,7 +130,7 @@ def notebook_parameters(notebook: str | Path = NOTEBOOK) -> dict[str, str]:
     Raises:
         FileNotFoundError: no notebook at ``notebook``.
         GridError: the notebook has no ``parameters`` cell (papermill would then inject at the
-            top and the notebook's defaults would silently win, style.md 3.8).
+            top and the notebook's own values would silently win).
     """
     import papermill as pm
 
@@ -126,85 +143,31 @@ def notebook_parameters(notebook: str | Path = NOTEBOOK) -> dict[str, str]:
     return {name: p["inferred_type_name"] for name, p in params.items()}
 
 
-def parse_value(text: str) -> Any:
-    """A ``--set key=value`` value: YAML scalars (``true``, ``3``, ``0.5``, ``cpu``), and
-    exponent floats such as ``1e-4`` (which YAML 1.1 would leave a string)."""
-    if text.strip() == "":
-        return ""
-    if re.fullmatch(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+", text.strip()):
-        return float(text)
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError:
-        return text
-
-
 def parse_sets(items: list[str] | None) -> dict[str, Any]:
-    """``["key=value", ...]`` -> dict (later items win).
+    """``["name=value", ...]`` -> typed dict through the one parser (later items win).
 
     Raises:
-        GridError: an item without ``=`` or with an empty key.
+        GridError: an item without ``=``, an unknown field or a bad value.
     """
     out: dict[str, Any] = {}
     for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise GridError(f"--set expects key=value, got {item!r}")
-        out[key.strip()] = parse_value(value)
+        try:
+            key, value = parse_override(item)
+        except ValueError as exc:
+            raise GridError(f"--set {item!r}: {exc}") from None
+        out[key] = value
     return out
 
 
-def check_parameters(params: dict[str, Any], allowed: dict[str, str], where: str) -> dict[str, Any]:
-    """Check names and types of ``params`` against the notebook's parameters cell.
-
-    Ints and numeric strings (``'1e-4'``) are converted for float parameters, as
-    ``TrainConfig.from_dict`` does; nothing else is converted.
-
-    Args:
-        params: parameter values.
-        allowed: ``name -> type name`` from :func:`notebook_parameters`.
-        where: what the values come from, for the error message.
-
-    Returns:
-        A copy of ``params`` with float parameters as floats.
-
-    Raises:
-        GridError: an unknown name (with close matches) or a value of the wrong type.
-    """
-    unknown = [k for k in params if k not in allowed]
-    if unknown:
-        hints = "; ".join(f"{k!r}{_suggest(k, list(allowed))}" for k in unknown)
-        raise GridError(
-            f"{where}: unknown parameter(s) {hints}; the notebook's parameters are: "
-            f"{', '.join(allowed)}"
-        )
-    out = dict(params)
-    for key, value in params.items():
-        expected = _TYPES.get(allowed[key])
-        if expected is None:
-            continue
-        if expected is float and not isinstance(value, (bool, float)):
-            try:  # ints, and strings such as '1e-4' (YAML 1.1 reads 1e-4 without a dot as str)
-                out[key] = float(value)
-                continue
-            except (TypeError, ValueError):
-                pass
-        if type(out[key]) is not expected:
-            raise GridError(
-                f"{where}: parameter {key!r} must be {allowed[key]}, got "
-                f"{type(value).__name__} {value!r}"
-            )
-    return out
-
-
-def _check_values(params: dict[str, Any], where: str) -> None:
-    """Validate the values through ``TrainConfig.from_dict`` (choices, ranges)."""
-    from clml_lib.train import TrainConfig
-
-    try:
-        TrainConfig.from_dict(params)
-    except (ValueError, TypeError) as exc:
-        raise GridError(f"{where}: {exc}") from exc
+def _token(name: str, value: Any) -> str:
+    """Folder-name token of one axis value: ``40left``, ``bce``, ``clml`` / ``no_clml``,
+    ``tau0.5``."""
+    if isinstance(value, bool):
+        short = name[4:] if name.startswith("use_") else name
+        return short if value else f"no_{short}"
+    if isinstance(value, str):
+        return Path(value).stem.lower() if name == "layer" else value.lower()
+    return f"{name.rstrip('_')}{value}"
 
 
 @dataclass
@@ -213,8 +176,9 @@ class Run:
 
     cell: str
     seed: int
-    preset: str
-    params: dict[str, Any]
+    layers: list[Path]
+    params: dict[str, Any]  # what papermill gets: -p values (layers not included)
+    config: TrainConfig  # the full configuration the notebook will build
     run_dir: Path
 
     @property
@@ -225,39 +189,89 @@ class Run:
     def metrics_path(self) -> Path:
         return self.run_dir / "metrics.json"
 
+    @property
+    def scores_path(self) -> Path:
+        """Per-image test scores of the selected model, written by the engine."""
+        return self.run_dir / "test_scores.pt"
+
+    def notebook_parameters(self) -> dict[str, Any]:
+        """Every parameter passed to papermill: the layers composed, then ``params``."""
+        out: dict[str, Any] = {}
+        for layer in self.layers:
+            out.update(read_layer(layer))
+        out.update(self.params)
+        return out
+
+    def papermill_command(self, notebook: str | Path = NOTEBOOK) -> str:
+        """The papermill command line that runs exactly this run (same composition)."""
+        parts = ["papermill", _rel(Path(notebook)), _rel(self.notebook_path)]
+        for layer in self.layers:
+            parts += ["-f", _rel(layer)]
+        for k, v in self.params.items():
+            parts += ["-p", k, str(v)]
+        return " ".join(shlex.quote(p) for p in parts)
+
     def read_metrics(self) -> dict[str, Any] | None:
-        """The run's ``metrics.json``, or None when it does not exist yet."""
-        if not self.metrics_path.is_file():
-            return None
-        return json.loads(self.metrics_path.read_text())
+        """The run's ``metrics.json``, or None when it does not exist yet.
+
+        Raises:
+            GridError: the file exists but is not a readable JSON object (names the file).
+        """
+        return _read_json(self.metrics_path)
+
+    def metrics_or_problem(self) -> tuple[dict[str, Any] | None, str]:
+        """``(metrics, "")``, ``(None, "")`` when absent, or ``(None, problem)`` when unreadable."""
+        try:
+            return self.read_metrics(), ""
+        except GridError as exc:
+            return None, str(exc)
 
     def status(self) -> str:
-        """``finished`` (summary.finished, at the requested ``stop_epoch``), ``partial``
-        (something on disk: the engine resumes it) or ``new``."""
-        metrics = self.read_metrics()
-        if (
-            metrics is not None
-            and metrics.get("summary", {}).get("finished")
-            and metrics.get("config", {}).get("stop_epoch") == self.params.get("stop_epoch")
-        ):
-            return "finished"
+        """``finished`` (summary.finished at the requested last epoch), ``partial`` (something on
+        disk, or an unreadable metrics.json: the engine resumes it) or ``new``."""
+        metrics, _ = self.metrics_or_problem()
+        if metrics is not None and metrics.get("summary", {}).get("finished"):
+            try:
+                done = TrainConfig.from_dict(metrics.get("config", {})).last_epoch
+            except ValueError:
+                done = None
+            if done == self.config.last_epoch:
+                return "finished"
         if self.run_dir.exists() and any(self.run_dir.iterdir()):
             return "partial"
         return "new"
 
     def config_mismatch(self) -> list[str]:
-        """Differences between the configuration in ``metrics.json`` and ``params``
-        (ignoring :data:`BOOKKEEPING`): a run folder from another configuration must not be
-        skipped as finished nor resumed."""
-        metrics = self.read_metrics()
-        if metrics is None or "config" not in metrics:
-            return []
-        stored = metrics["config"]
-        return [
-            f"{k}: on disk {stored.get(k)!r}, requested {v!r}"
-            for k, v in self.params.items()
-            if k not in BOOKKEEPING and k in stored and stored[k] != v
-        ]
+        """Why the folder cannot hold this run: the fields (outside the bookkeeping role) in which
+        the configuration on disk (``metrics.json``, else ``config.json``) differs from this run's;
+        empty when the folder is new or agrees."""
+        for path in (self.metrics_path, self.run_dir / "config.json"):
+            try:
+                doc = _read_json(path)
+            except GridError:
+                continue  # unreadable: reported by metrics_or_problem, the other file may do
+            if doc is None:
+                continue
+            stored = doc.get("config", {}) if path == self.metrics_path else doc
+            try:
+                old = TrainConfig.from_dict(stored, source=_rel(path))
+            except ValueError as exc:
+                return [f"its configuration cannot be read by this version: {exc}"]
+            return [f"{k}: on disk {a!r}, requested {b!r}"
+                    for k, (a, b) in old.trajectory_changes(self.config).items()]
+        return []
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    if not path.is_file():
+        return None
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise GridError(f"{_rel(path)} is not valid JSON ({exc}); truncated by a killed run?")
+    if not isinstance(doc, dict):
+        raise GridError(f"{_rel(path)} holds a {type(doc).__name__}, not a JSON object")
+    return doc
 
 
 @dataclass
@@ -269,6 +283,8 @@ class Grid:
     seeds: list[int]
     timeout_s: float | None
     out_dir: Path
+    axes: dict[str, list[Any]] = field(default_factory=dict)
+    seed_fields: tuple[str, ...] = DEFAULT_SEED_FIELDS
     runs: list[Run] = field(default_factory=list)
 
     @property
@@ -284,18 +300,24 @@ def find_grid_file(name: str | Path, folder: str | Path = GRIDS) -> Path:
     """
     text = str(name)
     if text.endswith((".yaml", ".yml")) or "/" in text:
-        path = resolve(text)
+        path = resolve_path(text)
         if not path.is_file():
             raise GridError(f"grid file not found: {path}")
         return path
     path = Path(folder) / f"{text}.yaml"
     if not path.is_file():
         names = sorted(p.stem for p in Path(folder).glob("*.yaml"))
-        raise GridError(
-            f"unknown grid {text!r}: no file {path}{_suggest(text, names)}; "
-            f"available grids: {', '.join(names)}"
-        )
+        raise GridError(f"unknown grid {text!r}: no file {path}{_suggest(text, names)}; "
+                        f"available grids: {', '.join(names)}")
     return path
+
+
+def _name_list(value: Any, what: str, where: str) -> list[str]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise GridError(f"{where}: {what} must be a list of names, got {value!r}")
+    return value
 
 
 def load_grid(
@@ -306,90 +328,113 @@ def load_grid(
     timeout_s: float | None = None,
     notebook: str | Path = NOTEBOOK,
     presets_dir: str | Path = PARAMS,
-    check_values: bool = True,
 ) -> Grid:
     """Read and validate a grid and plan its runs; nothing is run or written.
 
     Args:
         name: grid name (``params/grids/<name>.yaml``) or a path to a grid YAML file.
         seeds: seeds to run (default: the grid's ``seeds``, else ``[0]``).
-        out: parent folder of the grid's folder (relative paths: from the project root).
-        sets: ``--set`` overrides applied to every cell.
+        out: parent folder of the grid's folder (relative: from the project root).
+        sets: ``--set`` values (typed, :func:`parse_sets`) applied to every run after ``set``.
         timeout_s: papermill per-cell execution timeout (default: the grid's ``timeout_s``).
-        notebook: the notebook whose ``parameters`` cell defines the valid names.
-        presets_dir: where preset names are looked up.
-        check_values: also validate every run's values through ``TrainConfig.from_dict``.
+        notebook: the notebook run; its parameters cell must hold every schema field.
+        presets_dir: where layer names are looked up.
 
     Raises:
-        GridError: malformed grid, unknown preset, unknown parameter or bad value, a cell
-            override of ``seed``/``out_dir``, or two runs sharing a folder.
+        GridError: malformed grid, unknown layer, unknown field or bad value (file, cell and field
+            named), a seed field set by an axis or ``set``, or two runs sharing a folder.
     """
     path = find_grid_file(name)
     try:
-        spec = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
+        spec = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise GridError(f"{path}: not valid YAML: {exc}") from exc
-    if not isinstance(spec, dict) or not isinstance(spec.get("cells"), list) or not spec["cells"]:
-        raise GridError(f"{path}: expected a mapping with a non-empty list 'cells'")
+    if not isinstance(spec, dict):
+        raise GridError(f"{path}: expected a mapping with 'layers' and 'axes'")
     extra = set(spec) - _GRID_KEYS
     if extra:
         raise GridError(f"{path}: unknown key(s) {sorted(extra)}; allowed: {sorted(_GRID_KEYS)}")
+    where = path.name
     seeds = list(seeds) if seeds else list(spec.get("seeds") or [0])
     for s in seeds:
         if not isinstance(s, int) or isinstance(s, bool) or s < 0:
-            raise GridError(f"{path}: seeds must be non-negative ints, got {s!r}")
+            raise GridError(f"{where}: seeds must be non-negative ints, got {s!r}")
     if len(set(seeds)) != len(seeds):
-        raise GridError(f"{path}: duplicate seeds {seeds}")
+        raise GridError(f"{where}: duplicate seeds {seeds}")
     timeout = timeout_s if timeout_s is not None else spec.get("timeout_s")
-    if timeout is not None and (not isinstance(timeout, (int, float)) or timeout <= 0):
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
+                                or timeout <= 0):
         raise GridError(f"timeout must be a positive number of seconds, got {timeout!r}")
-    allowed = notebook_parameters(notebook)
-    sets = check_parameters(dict(sets or {}), allowed, "--set")
-    bad_sets = [k for k in DRIVER_SET if k in sets]
-    if bad_sets:
-        raise GridError(f"--set cannot set {bad_sets}: use --seeds and --out")
-    grid_name = path.stem
-    description = str(spec.get("description", ""))
-    grid = Grid(grid_name, description, seeds, timeout, resolve(out) / grid_name)
+    seed_fields = _name_list(spec.get("seed_fields", list(DEFAULT_SEED_FIELDS)), "seed_fields",
+                             where)
+    fields = TrainConfig.field_names()
+    for f in seed_fields:
+        if f not in fields:
+            raise GridError(f"{where}: seed_fields: unknown field {f!r}{_suggest(f, fields)}")
+    missing = [f for f in fields if f not in notebook_parameters(notebook)]
+    if missing:
+        raise GridError(f"{notebook}: its parameters cell lacks {missing}; regenerate it from the "
+                        "schema (notebooks/reproduce.py)")
+    layers = [find_layer(n, presets_dir) for n in _name_list(spec.get("layers", []), "layers",
+                                                             where)]
+    base: dict[str, Any] = {}
+    for layer in layers:
+        base.update(load_layer(layer, presets_dir))
+    fixed = spec.get("set") or {}
+    if not isinstance(fixed, dict):
+        raise GridError(f"{where}: set must be a mapping of field: value, got {fixed!r}")
+    fixed = _typed(fixed, f"{where} set")
+    sets = dict(sets or {})
+    axes = spec.get("axes") or {}
+    if not isinstance(axes, dict):
+        raise GridError(f"{where}: axes must be a mapping of field: [values], got {axes!r}")
+    typed_axes: dict[str, list[Any]] = {}
+    for axis, values in axes.items():
+        if not isinstance(values, list) or not values:
+            raise GridError(f"{where}: axis {axis!r} must be a non-empty list, got {values!r}")
+        if axis == "layer":
+            typed_axes[axis] = [str(find_layer(v, presets_dir)) for v in
+                                _name_list(values, "axis 'layer'", where)]
+        else:
+            typed_axes[axis] = [_typed({axis: v}, f"{where} axis {axis!r}")[axis] for v in values]
+    for what, keys in (("an axis", typed_axes), ("set", fixed), ("--set", sets)):
+        clash = [k for k in keys if k in seed_fields or k == "out_dir"]
+        if clash:
+            raise GridError(f"{where}: {what} cannot set {clash}: the driver sets them per run "
+                            "(use --seeds and --out)")
+    grid = Grid(path.stem, str(spec.get("description", "")).strip(), seeds, timeout,
+                resolve_path(out) / path.stem, typed_axes, tuple(seed_fields))
     seen: dict[Path, str] = {}
-    for i, cell in enumerate(spec["cells"]):
-        where = f"{path.name} cell {i}"
-        if not isinstance(cell, dict) or "preset" not in cell:
-            raise GridError(f"{where}: expected a mapping with a 'preset', got {cell!r}")
-        extra = set(cell) - _CELL_KEYS
-        if extra:
-            raise GridError(
-                f"{where}: unknown key(s) {sorted(extra)}; allowed: {sorted(_CELL_KEYS)}"
-            )
-        cell_name = str(cell.get("name") or Path(str(cell["preset"])).stem)
-        if not re.fullmatch(r"[A-Za-z0-9_.-]+", cell_name):
-            raise GridError(f"{where}: cell name {cell_name!r} must be [A-Za-z0-9_.-]+")
-        where = f"{path.name} cell {cell_name!r}"
-        overrides = cell.get("overrides") or {}
-        if not isinstance(overrides, dict):
-            raise GridError(f"{where}: overrides must be a mapping, got {overrides!r}")
-        bad = [k for k in DRIVER_SET if k in overrides]
-        if bad:
-            raise GridError(f"{where}: overrides cannot set {bad}; the driver sets them per run")
-        preset = load_preset(cell["preset"], presets_dir)
-        preset = check_parameters(preset, allowed, f"preset {cell['preset']!r}")
-        overrides = check_parameters(overrides, allowed, f"{where} overrides")
-        missing = [k for k in allowed if k not in {**preset, **overrides, **sets}]
-        if missing:
-            raise GridError(
-                f"{where}: preset {cell['preset']!r} lacks {missing}; presets must list every "
-                "parameter so that nothing comes from the notebook's teaching defaults"
-            )
+    names = list(typed_axes)
+    for combo in itertools.product(*typed_axes.values()) if names else [()]:
+        point = dict(zip(names, combo))
+        cell = "_".join(_token(k, v) for k, v in point.items()) or "run"
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", cell):
+            raise GridError(f"{where}: cell name {cell!r} must be [A-Za-z0-9_.-]+")
+        cell_layers = layers + ([Path(point.pop("layer"))] if "layer" in point else [])
+        composed = dict(base)
+        for layer in cell_layers[len(layers):]:
+            composed.update(load_layer(layer, presets_dir))
         for seed in seeds:
-            run_dir = grid.out_dir / cell_name / f"seed{seed}"
+            run_dir = grid.out_dir / cell / f"seed{seed}"
             if run_dir in seen:
-                raise GridError(f"{where}: two cells share the folder {run_dir} ({seen[run_dir]})")
-            seen[run_dir] = cell_name
-            params = {**preset, **overrides, **sets, "seed": seed, "out_dir": _rel(run_dir)}
-            if check_values:
-                _check_values(params, f"{where} seed {seed}")
-            grid.runs.append(Run(cell_name, seed, str(cell["preset"]), params, run_dir))
+                raise GridError(f"{where}: two cells share the folder {run_dir}")
+            seen[run_dir] = cell
+            params = {**point, **fixed, **sets, **{f: seed for f in seed_fields},
+                      "out_dir": _rel(run_dir)}
+            try:
+                cfg = TrainConfig.from_dict({**composed, **params})
+            except ValueError as exc:
+                raise GridError(f"{where} cell {cell!r} seed {seed}: {exc}") from None
+            grid.runs.append(Run(cell, seed, cell_layers, params, cfg, run_dir))
     return grid
+
+
+def _typed(values: dict[str, Any], where: str) -> dict[str, Any]:
+    try:
+        return {k: parse_value(k, v) for k, v in values.items()}
+    except ValueError as exc:
+        raise GridError(f"{where}: {exc}") from None
 
 
 @dataclass
@@ -402,8 +447,9 @@ class RunOutcome:
     error: str = ""
 
 
-def execute_run(run: Run, notebook: str | Path, timeout_s: float | None) -> None:
-    """Execute ``notebook`` with ``run.params`` into ``run.notebook_path`` through papermill.
+def execute_run(run: Run, notebook: str | Path, timeout_s: float | None,
+                log_output: bool = True) -> None:
+    """Execute ``notebook`` with the run's composed parameters into ``run.notebook_path``.
 
     Raises:
         papermill.PapermillExecutionError: a cell raised (the executed notebook, with the
@@ -416,13 +462,42 @@ def execute_run(run: Run, notebook: str | Path, timeout_s: float | None) -> None
     pm.execute_notebook(
         str(notebook),
         str(run.notebook_path),
-        parameters=run.params,
+        parameters=run.notebook_parameters(),
         kernel_name="python3",
         execution_timeout=timeout_s,
-        log_output=True,
+        log_output=log_output,
         progress_bar=False,
         cwd=str(PROJECT_ROOT),
     )
+
+
+def plan(grid: Grid, log: Callable[[str], None] = print) -> list[tuple[Run, str, str]]:
+    """Check every run folder before anything runs: ``(run, status, problem)`` per run, status
+    ``finished`` | ``partial`` | ``new`` | ``mismatch``; problems are logged."""
+    out = []
+    for run in grid.runs:
+        mismatch = run.config_mismatch()
+        if mismatch:
+            problem = (f"{_rel(run.run_dir)} holds a run with another configuration "
+                       f"({'; '.join(mismatch)}); only {', '.join(BOOKKEEPING_FIELDS)} may differ "
+                       "between a run and its resume: delete the folder or choose another --out")
+            log(f"{grid.name}/{run.cell} seed {run.seed}: FAILED: {problem}")
+            out.append((run, "mismatch", problem))
+            continue
+        _, unreadable = run.metrics_or_problem()
+        if unreadable:
+            log(f"{grid.name}/{run.cell} seed {run.seed}: {unreadable}: treated as unfinished, "
+                "re-run (the engine resumes from checkpoint.pt when there is one)")
+        out.append((run, run.status(), unreadable))
+    return out
+
+
+def cpu_count() -> int:
+    """CPU cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
 
 
 def run_grid(
@@ -430,46 +505,51 @@ def run_grid(
     dry_run: bool = False,
     notebook: str | Path = NOTEBOOK,
     log: Callable[[str], None] = print,
+    jobs: int = 1,
 ) -> list[RunOutcome]:
-    """Run every planned run of ``grid`` in order, keeping going after failures.
+    """Run every planned run of ``grid``, ``jobs`` papermill kernels at a time, keeping going
+    after failures.
 
-    A finished run with the same configuration is skipped; a run folder whose
-    ``metrics.json`` holds another configuration is a failure (never overwritten); anything
-    else runs (the engine resumes from ``checkpoint.pt`` when ``resume`` is true).
+    All run folders are checked first (:func:`plan`): a folder holding another configuration is a
+    failure before any kernel starts (never overwritten); finished runs are skipped. Each kernel
+    gets ``OMP_NUM_THREADS = max(1, cores // jobs)``.
 
     Returns:
-        One :class:`RunOutcome` per run, in order (``planned`` for every run when
+        One :class:`RunOutcome` per run, in grid order (``planned`` for every run when
         ``dry_run``).
+
+    Raises:
+        ValueError: ``jobs`` < 1.
     """
     import papermill as pm
 
-    outcomes = []
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs must be an int >= 1, got {jobs!r}")
+    checked = plan(grid, log)
     n = len(grid.runs)
-    for i, run in enumerate(grid.runs, 1):
-        tag = f"[{i}/{n}] {grid.name}/{run.cell} seed {run.seed}"
-        status = run.status()
-        mismatch = run.config_mismatch()
-        if mismatch:
-            msg = (
-                f"{_rel(run.run_dir)} holds a run with another configuration "
-                f"({'; '.join(mismatch)}); delete it or choose another --out"
-            )
-            log(f"{tag}: FAILED: {msg}")
-            outcomes.append(RunOutcome(run, "failed", error=msg))
-            continue
-        if dry_run:
-            log(f"{tag}: {status:8s} -> {_rel(run.run_dir)}  (preset {run.preset})")
-            outcomes.append(RunOutcome(run, "planned"))
-            continue
-        if status == "finished":
+    outcomes: dict[int, RunOutcome] = {}
+    todo = []
+    for i, (run, status, problem) in enumerate(checked):
+        tag = f"[{i + 1}/{n}] {grid.name}/{run.cell} seed {run.seed}"
+        if status == "mismatch":
+            outcomes[i] = RunOutcome(run, "failed", error=problem)
+        elif dry_run:
+            log(f"{tag}: {status:8s} -> {run.papermill_command(notebook)}")
+            outcomes[i] = RunOutcome(run, "planned")
+        elif status == "finished":
             log(f"{tag}: finished earlier, skipped ({_rel(run.run_dir)})")
-            outcomes.append(RunOutcome(run, "skipped"))
-            continue
-        verb = "resuming" if status == "partial" else "running"
-        log(f"{tag}: {verb} -> {_rel(run.notebook_path)}")
+            outcomes[i] = RunOutcome(run, "skipped")
+        else:
+            todo.append((i, tag, run, status))
+    lock = threading.Lock()
+
+    def one(i: int, tag: str, run: Run, status: str) -> None:
+        with lock:
+            log(f"{tag}: {'resuming' if status == 'partial' else 'running'} -> "
+                f"{_rel(run.notebook_path)}")
         start = time.perf_counter()
         try:
-            execute_run(run, notebook, grid.timeout_s)
+            execute_run(run, notebook, grid.timeout_s, log_output=jobs == 1)
         except pm.PapermillExecutionError as exc:
             error = f"{exc.ename}: {exc.evalue} (cell {exc.exec_count})"
         except Exception as exc:  # dead kernel, cell timeout, missing kernel...
@@ -477,16 +557,34 @@ def run_grid(
         else:
             error = ""
         seconds = time.perf_counter() - start
-        if error:
-            log(f"{tag}: FAILED after {seconds:.1f} s: {error}")
-            log(f"    executed notebook with the error: {_rel(run.notebook_path)}")
-            outcomes.append(RunOutcome(run, "failed", seconds, error))
-        else:
-            summary = (run.read_metrics() or {}).get("summary", {})
-            log(
-                f"{tag}: done in {seconds:.1f} s (test mAP selected on val "
+        with lock:
+            if error:
+                log(f"{tag}: FAILED after {seconds:.1f} s: {error}")
+                log(f"    executed notebook with the error: {_rel(run.notebook_path)}")
+                outcomes[i] = RunOutcome(run, "failed", seconds, error)
+                return
+            metrics, problem = run.metrics_or_problem()
+            summary = (metrics or {}).get("summary", {})
+            log(f"{tag}: done in {seconds:.1f} s (test mAP selected on val "
                 f"{summary.get('test_mAP', float('nan')):.2f}, best on test "
                 f"{summary.get('best_test_mAP', float('nan')):.2f})"
-            )
-            outcomes.append(RunOutcome(run, "ran", seconds))
-    return outcomes
+                + (f" {problem}" if problem else ""))
+            outcomes[i] = RunOutcome(run, "ran", seconds)
+
+    if todo:
+        previous = os.environ.get("OMP_NUM_THREADS")
+        os.environ["OMP_NUM_THREADS"] = str(max(1, cpu_count() // jobs))  # inherited by kernels
+        try:
+            if jobs == 1:
+                for item in todo:
+                    one(*item)
+            else:
+                with ThreadPoolExecutor(max_workers=jobs) as pool:
+                    for f in [pool.submit(one, *item) for item in todo]:
+                        f.result()
+        finally:
+            if previous is None:
+                os.environ.pop("OMP_NUM_THREADS", None)
+            else:
+                os.environ["OMP_NUM_THREADS"] = previous
+    return [outcomes[i] for i in range(n)]

@@ -1,25 +1,47 @@
-"""``python -m clml_lib.train --config params/x.yaml --set key=value ...`` (also under torchrun)."""
+"""``python -m clml_lib.train -f params/paper.yaml -f params/voc.yaml --set key=value ...``
+(also under torchrun). ``--help`` lists every field of the schema with its default."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from pathlib import Path
 
-from .config import TrainConfig, load_config
+from ..paths import PROJECT_ROOT
+from .config import help_text, load_config, render_configuration_md
+
+#: The configuration guide whose field table is generated from the schema.
+CONFIGURATION_MD = PROJECT_ROOT / "docs" / "configuration.md"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m clml_lib.train",
+        description="Train one CLML run from parameter files (composed in order, like papermill's "
+        "-f) plus NAME=VALUE overrides. Relative path fields are taken from the project root.",
+        epilog=help_text(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("-f", "--config", action="append", default=[], metavar="FILE",
+                        help="YAML (or JSON) file of fields; repeat to layer files (later wins)")
+    parser.add_argument("--set", nargs="+", action="extend", default=[], metavar="NAME=VALUE",
+                        help="override fields (e.g. --set use_clml=false lr=1e-3); repeatable")
+    parser.add_argument("--print-config", action="store_true",
+                        help="print the resolved config as JSON and exit")
+    parser.add_argument("--write-docs", action="store_true",
+                        help="regenerate the field table of docs/configuration.md and exit")
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m clml_lib.train",
-        description="Train one CLML run from a YAML preset plus key=value overrides.",
-    )
-    parser.add_argument("--config", help="YAML (or JSON) file of TrainConfig fields")
-    parser.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
-                        help="override fields, values parsed as YAML (e.g. --set use_clml=false "
-                             "lr=1e-3); may be repeated")
-    parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    parser = build_parser()
     args = parser.parse_args(argv)
+    if args.write_docs:
+        path = Path(CONFIGURATION_MD)
+        path.write_text(render_configuration_md(path.read_text(encoding="utf-8")), encoding="utf-8")
+        print(f"wrote the field table of {path}")
+        return 0
     try:
         cfg = load_config(args.config, args.set)
     except (ValueError, FileNotFoundError) as err:

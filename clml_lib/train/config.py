@@ -1,9 +1,27 @@
-"""TrainConfig: every knob of a training run, one field per papermill parameter.
+"""TrainConfig: the one schema of a training run.
 
-The field list is the training contract (``.notes/TRAIN_CONTRACT.md``); one field was added:
-``ddp_gather`` (how the CLML batch is formed under DistributedDataParallel, see
-:mod:`clml_lib.train.distributed`). Defaults are the reference recipe (paper.md section 3.2) except
-where a field says otherwise.
+Every field is declared once, below, with its type, default, allowed values, help text and role;
+everything else is derived from these declarations:
+
+* validation (:meth:`TrainConfig.validate`, through :mod:`clml_lib.checks`);
+* value parsing (:func:`parse_value`: the one parser for ``--set key=value``, papermill ``-p``
+  strings and YAML strings such as ``1e-4``, which PyYAML leaves a string);
+* the resume check (:meth:`TrainConfig.trajectory_diff`: fields of role ``bookkeeping`` may change
+  between a run and its resume, :data:`BOOKKEEPING_FIELDS`);
+* the grid driver's folder check and its baseline/+CLML pairing (:data:`EXPERIMENT_FIELDS`,
+  :data:`CLML_FIELDS`);
+* ``python -m clml_lib.train --help`` and the field table of ``docs/configuration.md``
+  (:func:`help_text`, :func:`schema_table_md`);
+* the parameters cell of ``notebooks/reproduce.py`` (:func:`parameters_cell_source`; a test keeps
+  the notebook's cell equal to it, defaults included).
+
+Roles: ``experiment`` (changes what a run computes), ``clml`` (used only by the CLML arm: the switch
+``use_clml`` and the hyper-parameters of the CLML term and of label correction) and ``bookkeeping``
+(where the run is written, how it reports, how far it goes; may change on resume).
+
+The defaults are the quick teaching run (tiny CNN on the embedded teaching set, 40 % of the
+positive labels left, CPU, about a minute on 2 cores); ``params/paper.yaml`` lists every field of
+the reference recipe. Relative path fields are taken from the project root (:func:`resolve_path`).
 """
 
 from __future__ import annotations
@@ -12,100 +30,206 @@ import dataclasses
 import difflib
 import json
 import re
-from dataclasses import dataclass, fields
+import textwrap
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterable
+
+from ..checks import Range, check_bool, check_choice, check_int
+from ..losses import (
+    DELTA_RANGE,
+    LAMBDA_RANGE,
+    PAIRWISE_WEIGHT_RANGE,
+    START_EPOCH_RANGE,
+    TAU_RANGE,
+    TEMPERATURE_RANGE,
+)
+from ..paths import resolve_path
 
 DATASETS = ("teaching", "coco", "voc", "nus")
 SETTINGS = ("full", "75left", "40left", "single")
 BASE_LOSSES = ("BCE", "Focal", "ASL", "Hill", "SPLC")
 AMP_MODES = ("none", "bf16", "fp16")
 REDUCTIONS = ("sum", "mean")
+ROLES = ("experiment", "clml", "bookkeeping")
+#: Keys of older configs (checkpoints, metrics.json) renamed since: old name -> new name.
+RENAMED = {"correction": "use_correction"}
+_DEVICE_RE = r"cpu|cuda(:\d+)?"
+_NAT = Range(0, None, integer=True)  # 0, 1, 2, ...
+_ANY = Range()  # any finite number
 
-#: fields that may change between a run and its resume (they do not change the trajectory)
-RESUME_FREE_FIELDS = ("progress", "resume", "stop_epoch", "out_dir", "device")
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """What one field allows, besides its type: the schema entry of a :class:`TrainConfig` field.
+
+    Attributes:
+        help: one line for ``--help``, the docs and the notebook's parameters cell (no ``=``).
+        role: ``experiment`` | ``clml`` | ``bookkeeping`` (see the module docstring).
+        group: heading under which the field is listed.
+        choices: allowed strings (str fields).
+        range: allowed interval of a number (:class:`clml_lib.checks.Range`); the loss
+            hyper-parameters use the constants that the losses validate with.
+        pattern: a regular expression a str value must match in full.
+        path: a path field, resolved from the project root when relative.
+    """
+
+    help: str
+    role: str = "experiment"
+    group: str = ""
+    choices: tuple[str, ...] | None = None
+    range: Range | None = None
+    pattern: str | None = None
+    path: bool = False
+
+    def allowed_text(self) -> str:
+        """The allowed values in words (for ``--help`` and the docs)."""
+        if self.choices:
+            return " | ".join(self.choices)
+        if self.pattern:
+            return {_DEVICE_RE: "cpu | cuda | cuda:N"}.get(self.pattern, f"/{self.pattern}/")
+        if self.range is None:
+            return "any"
+        return str(self.range).replace("integers in ", "")
+
+
+def _f(default: Any, help: str, role: str = "experiment", group: str = "", **spec: Any) -> Any:
+    """A dataclass field carrying its :class:`FieldSpec` in ``metadata['spec']``."""
+    return field(default=default, metadata={"spec": FieldSpec(help, role, group, **spec)})
+
+
+_DATA, _LOSS, _SCHED, _MODEL, _RUN = ("Data and missing labels", "Loss: base loss plus CLML",
+                                      "Schedule and optimiser", "Model",
+                                      "Selection, size and machine")
 
 
 @dataclass
 class TrainConfig:
-    """A training run (field = papermill parameter name; see the training contract).
+    """A training run: one field per papermill parameter of ``notebooks/reproduce.ipynb``.
 
-    Errors: :meth:`from_dict` / :meth:`validate` raise ValueError naming the bad field and value.
+    Construction validates (``TrainConfig(**fields)``, :meth:`from_dict`, :meth:`replace`).
+
+    Raises:
+        ValueError: a value of the wrong type or out of its range, naming the field, the value and
+            what is allowed; :meth:`from_dict` also refuses unknown keys (closest names suggested).
     """
 
-    dataset: str = "teaching"  # teaching | coco | voc | nus
-    data_root: str = ""  # dataset root folder (unused for teaching)
-    label_list: str = ""  # optional training label list (reference split file); overrides `setting`
-    setting: str = "40left"  # full | 75left | 40left | single: simulated on the training labels
-    split_seed: int = 0  # seed of the missing-label simulation (and of the val carve-out)
-    base_loss: str = "BCE"  # BCE | Focal | ASL | Hill | SPLC
-    use_clml: bool = True  # add the CLML low-rank term
-    correction: bool = True  # label correction (false-negative mining) feeding the CLML term
-    correct_base_targets: bool = False  # also feed corrected labels to the base loss
-    lambda_: float = 1.0
-    tau: float = 0.75
-    start_epoch: int = 1
-    delta: float = 1.0
-    pairwise_weight: float = 0.0  # weight of the explicit pairwise label_contrastive_loss
-    temperature: float = 0.1
-    reduction: str = "sum"  # base-loss reduction (reference: sum)
-    epochs: int = 80  # OneCycle schedule length
-    stop_epoch: int = 25  # last epoch index trained (reference 25 -> 26 epochs); -1 = epochs - 1
-    batch_size: int = 64
-    image_size: int = 448
-    lr: float = 1e-4
-    weight_decay: float = 1e-4
-    ema_decay: float = 0.9997
-    amp: str = "none"  # none | bf16 | fp16 (fp16 uses GradScaler)
-    backbone: str = "resnet101"  # torchvision classification model name, or tiny_cnn
-    weights_path: str = ""  # "" random init | "imagenet" | local .pth path
-    normalize: bool = False  # ImageNet mean/std normalisation (reference: off)
-    augment: bool = True  # Cutout + RandAugment on training images
-    val_fraction: float = 0.1  # held-out validation carved from the training set
-    num_train_images: int = 0  # 0 = all
-    num_workers: int = 0
-    device: str = "cpu"  # cpu | cuda | cuda:N
-    seed: int = 0
-    deterministic: bool = True
-    out_dir: str = "runs/debug"
-    progress: bool = True
-    max_train_batches: int = 0  # 0 = no cap (smoke runs)
-    max_eval_batches: int = 0
-    resume: bool = True  # resume from out_dir/checkpoint.pt if present
-    ddp_gather: bool = True  # DDP: CLML/base loss on the gathered global batch (reference DataParallel)
+    # --- data and missing labels
+    dataset: str = _f("teaching", "dataset to train and test on", group=_DATA, choices=DATASETS)
+    data_root: str = _f("", "dataset root folder (unused for teaching)", path=True)
+    label_list: str = _f("", "optional training label list (split file); overrides setting",
+                         path=True)
+    setting: str = _f("40left", "positive labels left in training",
+                      choices=SETTINGS)
+    split_seed: int = _f(0, "seed of the missing-label draw and of the validation carve-out",
+                    range=_NAT)
+    # --- loss
+    base_loss: str = _f("BCE", "base multi-label loss",
+                        group=_LOSS, choices=BASE_LOSSES)
+    use_clml: bool = _f(True, "add lambda_ times the CLML low-rank term", role="clml")
+    use_correction: bool = _f(True, "label correction (false-negative mining) for the CLML term",
+                              role="clml")
+    correct_base_targets: bool = _f(False, "also feed the corrected labels to the base loss")
+    lambda_: float = _f(1.0, "weight of the CLML term (lambda)", role="clml",
+                     range=LAMBDA_RANGE)
+    tau: float = _f(0.75, "correction threshold on sigmoid scores (tau)", role="clml",
+                    range=TAU_RANGE)
+    start_epoch: int = _f(1, "first epoch index at which correction mines labels (e0)",
+                          role="clml", range=START_EPOCH_RANGE)
+    delta: float = _f(1.0, "floor of each per-label nuclear norm (Delta)", role="clml",
+                    range=DELTA_RANGE)
+    pairwise_weight: float = _f(0.0, "weight of the explicit pairwise contrastive term",
+                                role="clml", range=PAIRWISE_WEIGHT_RANGE)
+    temperature: float = _f(0.1, "temperature of the pairwise contrastive term", role="clml",
+                            range=TEMPERATURE_RANGE)
+    reduction: str = _f("sum", "base-loss reduction (reference: sum)", choices=REDUCTIONS)
+    # --- schedule and optimiser
+    epochs: int = _f(10, "OneCycle schedule length in epochs", group=_SCHED,
+                 range=Range(1, None, integer=True))
+    stop_epoch: int = _f(-1, "last epoch index trained; -1 trains all epochs", role="bookkeeping",
+                         range=Range(-1, None, integer=True))
+    batch_size: int = _f(64, "images per optimiser step (global under DDP)",
+                     range=Range(1, None, integer=True))
+    image_size: int = _f(32, "input side in pixels", range=Range(8, None, integer=True))
+    lr: float = _f(3e-3, "peak learning rate of Adam with OneCycle",
+                   range=Range(0.0, None, lo_open=True))
+    weight_decay: float = _f(1e-4, "true weight decay (none on biases and norms)",
+                             range=Range(0.0, None))
+    ema_decay: float = _f(0.97, "decay of the moving average of the weights (EMA)",
+                          range=Range(0.0, 1.0, hi_open=True))
+    amp: str = _f("none", "mixed precision (fp16 uses a GradScaler)",
+                  choices=AMP_MODES)
+    # --- model
+    backbone: str = _f("tiny_cnn", "torchvision classification model name, or tiny_cnn",
+                       group=_MODEL)
+    weights_path: str = _f("", "empty for random init, imagenet, or a local .pth path", path=True)
+    normalize: bool = _f(False, "ImageNet mean and std normalisation (reference: off)")
+    augment: bool = _f(True, "training augmentation (teaching: flips; photos: Cutout+RandAugment)")
+    # --- selection, size and machine
+    val_fraction: float = _f(0.1, "validation share carved from the training set", group=_RUN,
+                             range=Range(0.0, 0.5, lo_open=True, hi_open=True))
+    num_train_images: int = _f(0, "training images (teaching: generated); 0 uses all",
+                             range=_NAT)
+    num_workers: int = _f(0, "DataLoader worker processes (changes the random stream)",
+                          range=_NAT)
+    device: str = _f("cpu", "torch device", role="bookkeeping", pattern=_DEVICE_RE)
+    seed: int = _f(0, "seed of initialisation, batch order and augmentation", range=_NAT)
+    deterministic: bool = _f(True, "deterministic kernels and no cuDNN autotuning")
+    out_dir: str = _f("runs/reproduce", "run folder for metrics.json and checkpoint.pt",
+                      role="bookkeeping", path=True)
+    progress: bool = _f(False, "tqdm progress bars", role="bookkeeping")
+    verbose: bool = _f(True, "one line per epoch (false: one summary line)", role="bookkeeping")
+    max_train_batches: int = _f(0, "cap on training batches per epoch; 0 for no cap",
+                              range=_NAT)
+    max_eval_batches: int = _f(0, "cap on evaluation batches; 0 for no cap",
+                             range=_NAT)
+    resume: bool = _f(False, "resume from out_dir/checkpoint.pt when present", role="bookkeeping")
+    ddp_gather: bool = _f(True, "under torchrun: losses on the batch gathered from every rank")
+
+    def __post_init__(self) -> None:
+        self.validate()
 
     # ------------------------------------------------------------------ construction
     @classmethod
     def field_names(cls) -> list[str]:
+        """Every field, in declaration order."""
         return [f.name for f in fields(cls)]
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any] | None = None, **overrides: Any) -> "TrainConfig":
-        """Build and validate a config from a dict (e.g. papermill parameters or a YAML preset).
+    def from_dict(cls, d: dict[str, Any] | None = None, source: str = "", **overrides: Any
+                  ) -> "TrainConfig":
+        """Build and validate a config from a mapping (papermill parameters, YAML, a checkpoint).
+
+        String values of non-string fields are parsed by :func:`parse_value` (``'1e-4'``,
+        ``'false'``); missing fields take their defaults.
+
+        Args:
+            d: field -> value. overrides: more fields (win over ``d``).
+            source: where ``d`` comes from (e.g. ``"checkpoint runs/x/checkpoint.pt"``), named in
+                every error message.
 
         Raises:
-            ValueError: a key that is not a field (with the closest field names suggested), a
-                value of the wrong type, or a value out of range (see :meth:`validate`).
+            ValueError: a key that is not a field (closest names, or the new name of a renamed
+                field, suggested), a value of the wrong type or out of range.
         """
+        where = f" (in {source})" if source else ""
         merged = dict(d or {})
         merged.update(overrides)
-        names = cls.field_names()
-        unknown = [k for k in merged if k not in names]
+        unknown = [k for k in merged if k not in _SPECS]
         if unknown:
-            msgs = []
-            for k in unknown:
-                close = difflib.get_close_matches(str(k), names, n=2, cutoff=0.6)
-                msgs.append(f"{k!r}" + (f" (did you mean {' or '.join(map(repr, close))}?)" if close else ""))
-            raise ValueError(f"unknown TrainConfig key(s): {', '.join(msgs)}")
-        cfg = cls(**{k: _coerce(k, v, _FIELD_TYPES[k]) for k, v in merged.items()})
-        cfg.validate()
-        return cfg
+            raise ValueError("unknown TrainConfig key(s): "
+                             + ", ".join(_unknown_hint(k) for k in unknown) + where)
+        try:
+            values = {k: parse_value(k, v) for k, v in merged.items()}
+            return cls(**values)
+        except ValueError as err:
+            raise ValueError(f"{err}{where}") from None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     def replace(self, **changes: Any) -> "TrainConfig":
-        """A validated copy with some fields changed."""
+        """A validated copy with some fields changed (values parsed like :meth:`from_dict`)."""
         return TrainConfig.from_dict({**self.to_dict(), **changes})
 
     @property
@@ -113,152 +237,310 @@ class TrainConfig:
         """Index of the last epoch trained (``stop_epoch``, or ``epochs - 1`` when it is -1)."""
         return self.epochs - 1 if self.stop_epoch == -1 else self.stop_epoch
 
+    @property
+    def correction(self) -> bool:
+        """Former name of :attr:`use_correction`, read-only, kept while callers switch."""
+        return self.use_correction
+
+    def path(self, name: str) -> Path | None:
+        """The path field ``name`` as an absolute path (relative: from the project root), or None
+        when it is empty; ``weights_path: imagenet`` is not a path (None).
+
+        Raises:
+            ValueError: ``name`` is not a path field.
+        """
+        spec = _SPECS.get(name)
+        if spec is None or not spec.path:
+            raise ValueError(f"{name!r} is not a path field; path fields: {', '.join(PATH_FIELDS)}")
+        value = getattr(self, name)
+        if not value or (name == "weights_path" and value.lower() == "imagenet"):
+            return None
+        return resolve_path(value)
+
     # ------------------------------------------------------------------ validation
     def validate(self) -> None:
-        """Check types and ranges of every field.
+        """Check every field against its declaration, then the rules between fields.
 
         Raises:
             ValueError: naming the field, the bad value and what is allowed.
         """
         for f in fields(self):
-            _coerce(f.name, getattr(self, f.name), _FIELD_TYPES[f.name])  # type check
-        _choice("dataset", self.dataset, DATASETS)
-        _choice("setting", self.setting, SETTINGS)
-        _choice("base_loss", self.base_loss, BASE_LOSSES)
-        _choice("amp", self.amp, AMP_MODES)
-        _choice("reduction", self.reduction, REDUCTIONS)
-        if not re.fullmatch(r"cpu|cuda(:\d+)?", self.device):
-            raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
+            setattr(self, f.name, check_field(f.name, getattr(self, f.name)))
         if self.dataset != "teaching" and not self.data_root:
             raise ValueError(f"dataset={self.dataset!r} needs data_root (the dataset root folder)")
-        _at_least("epochs", self.epochs, 1)
-        if not (self.stop_epoch == -1 or 0 <= self.stop_epoch < self.epochs):
+        if not (self.stop_epoch == -1 or self.stop_epoch < self.epochs):
             raise ValueError(
-                f"stop_epoch must be -1 (= epochs - 1) or in [0, epochs - 1] = [0, {self.epochs - 1}], "
-                f"got {self.stop_epoch}"
+                f"stop_epoch must be -1 (= epochs - 1) or in [0, epochs - 1] = "
+                f"[0, {self.epochs - 1}], got {self.stop_epoch}"
             )
-        _at_least("batch_size", self.batch_size, 1)
-        _at_least("image_size", self.image_size, 8)
-        _at_least("start_epoch", self.start_epoch, 0)
-        for name in ("split_seed", "seed", "num_train_images", "num_workers", "max_train_batches",
-                     "max_eval_batches"):
-            _at_least(name, getattr(self, name), 0)
-        _open_interval("lr", self.lr, 0.0, None)
-        _open_interval("temperature", self.temperature, 0.0, None)
-        _open_interval("tau", self.tau, 0.0, 1.0)
-        _open_interval("val_fraction", self.val_fraction, 0.0, 0.5)
-        for name in ("weight_decay", "lambda_", "delta", "pairwise_weight"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if not (0.0 <= self.ema_decay < 1.0):
-            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
-        if self.correct_base_targets and not self.correction:
-            raise ValueError("correct_base_targets=True needs correction=True (it feeds the corrected labels)")
+        if self.correct_base_targets and not self.use_correction:
+            raise ValueError("correct_base_targets=True needs use_correction=True "
+                             "(it feeds the corrected labels to the base loss)")
         if not self.out_dir:
             raise ValueError("out_dir must not be empty")
 
-    def trajectory_diff(self, other: "TrainConfig") -> list[str]:
-        """Fields (outside :data:`RESUME_FREE_FIELDS`) whose values differ: ``name: a != b``."""
+    def trajectory_changes(self, other: "TrainConfig") -> dict[str, tuple[Any, Any]]:
+        """``name -> (self's value, other's value)`` for the fields outside
+        :data:`BOOKKEEPING_FIELDS` that differ: why ``other`` cannot resume this run."""
         a, b = self.to_dict(), other.to_dict()
-        return [f"{k}: {a[k]!r} != {b[k]!r}" for k in a if k not in RESUME_FREE_FIELDS and a[k] != b[k]]
+        return {k: (a[k], b[k]) for k in a if k not in BOOKKEEPING_FIELDS and a[k] != b[k]}
+
+    def trajectory_diff(self, other: "TrainConfig") -> list[str]:
+        """:meth:`trajectory_changes` as text: ``name: a != b``."""
+        return [f"{k}: {a!r} != {b!r}" for k, (a, b) in self.trajectory_changes(other).items()]
 
 
-_FIELD_TYPES: dict[str, type] = {f.name: f.type if isinstance(f.type, type) else
-                                 {"str": str, "int": int, "float": float, "bool": bool}[f.type]
-                                 for f in fields(TrainConfig)}
+# ---------------------------------------------------------------------- derived from the schema
+_FIELDS = {f.name: f for f in fields(TrainConfig)}
+_SPECS: dict[str, FieldSpec] = {n: f.metadata["spec"] for n, f in _FIELDS.items()}
+_TYPES: dict[str, type] = {n: {"str": str, "int": int, "float": float, "bool": bool}[str(f.type)]
+                           for n, f in _FIELDS.items()}
+#: fields that may change between a run and its resume (they do not change the trajectory)
+BOOKKEEPING_FIELDS = tuple(n for n, s in _SPECS.items() if s.role == "bookkeeping")
+#: fields used only by the CLML arm (``use_clml`` first): left out when pairing with a baseline
+CLML_FIELDS = tuple(n for n, s in _SPECS.items() if s.role == "clml")
+#: fields that define what a run computes, CLML arm aside
+EXPERIMENT_FIELDS = tuple(n for n, s in _SPECS.items() if s.role == "experiment")
+#: path fields (relative values are taken from the project root)
+PATH_FIELDS = tuple(n for n, s in _SPECS.items() if s.path)
+#: former name, kept while the engine switches to ``BOOKKEEPING_FIELDS``
+RESUME_FREE_FIELDS = BOOKKEEPING_FIELDS
+
+for _name, _spec in _SPECS.items():  # the declarations themselves must be consistent
+    assert _spec.role in ROLES, (_name, _spec.role)
+    assert "=" not in _spec.help, f"{_name}: '=' in the help text breaks papermill's parser"
 
 
-def _coerce(name: str, value: Any, typ: type) -> Any:
-    """Type-check one value: bool must be bool, int must be int (not bool), float accepts ints."""
+def _unknown_hint(key: Any) -> str:
+    if key in RENAMED:
+        return f"{key!r} (renamed to {RENAMED[key]!r})"
+    close = difflib.get_close_matches(str(key), list(_SPECS), n=2, cutoff=0.6)
+    return f"{key!r}" + (f" (did you mean {' or '.join(map(repr, close))}?)" if close else "")
+
+
+_INT_RE = re.compile(r"[+-]?\d+")
+_FLOAT_RE = re.compile(r"[+-]?((\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|inf|infinity|nan)", re.I)
+_BOOL_TEXT = {"true": True, "false": False}
+
+
+def parse_value(name: str, value: Any) -> Any:
+    """The one parser: turn a raw value of field ``name`` into its type, then check it.
+
+    A ``str`` given for a ``bool``/``int``/``float`` field is read as text: ``true``/``false``
+    (any case), a decimal integer, a decimal or exponent number (``1e-4``, ``.5``); anything else
+    is refused. A ``str`` field keeps its text as is. Non-string values are only checked (an int
+    is accepted for a float field). Used by :meth:`TrainConfig.from_dict`, ``--set``, the grid
+    driver and papermill parameters alike.
+
+    Raises:
+        ValueError: unknown field, text that is not a value of the field's type, or a value
+            outside the field's declaration (see :func:`check_field`).
+    """
+    if name not in _SPECS:
+        raise ValueError(f"unknown TrainConfig key(s): {_unknown_hint(name)}")
+    typ = _TYPES[name]
+    if isinstance(value, str) and typ is not str:
+        text = value.strip()
+        if typ is bool and text.lower() in _BOOL_TEXT:
+            value = _BOOL_TEXT[text.lower()]
+        elif typ is int and _INT_RE.fullmatch(text):
+            value = int(text)
+        elif typ is float and _FLOAT_RE.fullmatch(text):
+            value = float(text)
+        else:
+            kind = {bool: "true or false", int: "an integer", float: "a number"}[typ]
+            raise ValueError(f"{name} must be {kind}, got {value!r} (text that is not {kind})")
+    return check_field(name, value)
+
+
+def check_field(name: str, value: Any) -> Any:
+    """Check one typed value against its declaration (type, choices, range, pattern).
+
+    Returns:
+        The value (ints of float fields as float).
+
+    Raises:
+        ValueError: naming the field, the value and what is allowed.
+    """
+    spec, typ = _SPECS[name], _TYPES[name]
     if typ is bool:
-        if not isinstance(value, bool):
-            raise ValueError(f"{name} must be true/false, got {value!r} ({type(value).__name__})")
-        return value
+        return check_bool(name, value)
     if typ is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"{name} must be an int, got {value!r} ({type(value).__name__})")
-        return value
+        return spec.range.check(name, value) if spec.range else check_int(name, value)
     if typ is float:
-        if isinstance(value, str):  # PyYAML reads `1e-4` (no dot) as a string: parse it
-            try:
-                value = float(value)
-            except ValueError:
-                raise ValueError(f"{name} must be a number, got {value!r} (str)") from None
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError(f"{name} must be a number, got {value!r} ({type(value).__name__})")
-        if value != value or value in (float("inf"), float("-inf")):
-            raise ValueError(f"{name} must be finite, got {value!r}")
-        return float(value)
-    if typ is str:
-        if not isinstance(value, str):
-            raise ValueError(f"{name} must be a string, got {value!r} ({type(value).__name__})")
-        return value
-    raise TypeError(f"unsupported field type {typ} for {name}")  # pragma: no cover
-
-
-def _choice(name: str, value: str, allowed: Iterable[str]) -> None:
-    allowed = tuple(allowed)
-    if value not in allowed:
-        lower = {a.lower(): a for a in allowed}
-        close = [lower[value.lower()]] if value.lower() in lower else difflib.get_close_matches(
-            value, allowed, n=1, cutoff=0.5)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ValueError(f"{name} must be one of {allowed}, got {value!r}{hint}")
-
-
-def _at_least(name: str, value: int, lo: int) -> None:
-    if value < lo:
-        raise ValueError(f"{name} must be >= {lo}, got {value}")
-
-
-def _open_interval(name: str, value: float, lo: float, hi: float | None) -> None:
-    if not (value > lo and (hi is None or value < hi)):
-        rng = f"({lo}, {hi})" if hi is not None else f"> {lo}"
-        raise ValueError(f"{name} must be in {rng}, got {value}")
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)  # an int is a valid number (YAML `lr: 1`)
+        return float((spec.range or _ANY).check(name, value))
+    if not isinstance(value, str):
+        raise ValueError(f"{name} must be a string, got {value!r} ({type(value).__name__})"
+                         + ("; an empty YAML value is null: write '' for an empty string"
+                            if value is None else ""))
+    if spec.choices:
+        return check_choice(name, value, spec.choices)
+    if spec.pattern and not re.fullmatch(spec.pattern, value):
+        raise ValueError(f"{name} must be {spec.allowed_text()}, got {value!r}")
+    return value
 
 
 def parse_override(item: str) -> tuple[str, Any]:
-    """``'key=value'`` -> (key, value) with the value parsed as YAML (``true``, ``1e-4``, ``bf16``).
+    """``'key=value'`` -> ``(key, typed value)`` through :func:`parse_value`.
 
     Raises:
-        ValueError: no ``=`` in the item.
+        ValueError: no ``=``, an empty or unknown key, or a bad value.
     """
-    import yaml
-
-    if "=" not in item:
+    key, sep, raw = item.partition("=")
+    if not sep or not key.strip():
         raise ValueError(f"override must look like key=value, got {item!r}")
-    key, raw = item.split("=", 1)
-    value = yaml.safe_load(raw) if raw.strip() else ""
-    if value is None:
-        value = ""
-    return key.strip(), value
+    return key.strip(), parse_value(key.strip(), raw)
 
 
-def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -> TrainConfig:
-    """Read a YAML (or JSON) preset and apply ``key=value`` overrides; validated.
+def read_layer(path: str | Path) -> dict[str, Any]:
+    """Fields of one YAML (or JSON) parameter file, parsed and checked field by field.
 
     Raises:
-        FileNotFoundError: the preset file is missing. ValueError: not a mapping, unknown keys,
-        bad values.
+        FileNotFoundError: no such file. ValueError: not YAML/JSON, not a mapping, an unknown key
+            or a bad value; the message names the file.
     """
     import yaml
 
-    data: dict[str, Any] = {}
-    if path:
-        p = Path(path)
-        if not p.is_file():
-            raise FileNotFoundError(f"config file not found: {p}")
-        text = p.read_text()
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"config file not found: {p}")
+    try:
+        text = p.read_text(encoding="utf-8")
         data = json.loads(text) if p.suffix == ".json" else yaml.safe_load(text)
-        if data is None:
-            data = {}
-        if not isinstance(data, dict):
-            raise ValueError(f"config file {p} must hold a mapping of TrainConfig fields, got {type(data).__name__}")
+    except (UnicodeDecodeError, ValueError, yaml.YAMLError) as err:
+        raise ValueError(f"config file {p}: not readable as {p.suffix or 'YAML'}: {err}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ValueError(f"config file {p} must hold a mapping of TrainConfig fields, "
+                         f"got {type(data).__name__}")
+    unknown = [k for k in data if k not in _SPECS]
+    if unknown:
+        raise ValueError("unknown TrainConfig key(s): "
+                         + ", ".join(_unknown_hint(k) for k in unknown) + f" (in {p})")
+    out = {}
+    for k, v in data.items():
+        try:
+            out[k] = parse_value(k, v)
+        except ValueError as err:
+            raise ValueError(f"{err} (in {p})") from None
+    return out
+
+
+def compose(layers: Iterable[str | Path] = (), overrides: Iterable[str] = ()) -> dict[str, Any]:
+    """Parameter layers composed like papermill's ``-f a.yaml -f b.yaml -p k v``: later files win,
+    then ``key=value`` overrides; only the fields that are set (the rest are the defaults)."""
+    data: dict[str, Any] = {}
+    for layer in layers:
+        data.update(read_layer(layer))
     for item in overrides:
         k, v = parse_override(item)
         data[k] = v
-    return TrainConfig.from_dict(data)
+    return data
 
 
-__all__ = ["TrainConfig", "load_config", "parse_override", "DATASETS", "SETTINGS", "BASE_LOSSES",
-           "AMP_MODES", "RESUME_FREE_FIELDS"]
+def load_config(path: str | Path | Iterable[str | Path] | None = None,
+                overrides: Iterable[str] = ()) -> TrainConfig:
+    """A validated config from one or several parameter files (composed in order) and
+    ``key=value`` overrides; missing fields take their defaults.
+
+    Raises:
+        FileNotFoundError: a file is missing. ValueError: not a mapping, unknown keys, bad values.
+    """
+    if path is None:
+        layers: list[str | Path] = []
+    elif isinstance(path, (str, Path)):
+        layers = [path]
+    else:
+        layers = list(path)
+    return TrainConfig.from_dict(compose(layers, overrides),
+                                 source=", ".join(map(str, layers)) or "")
+
+
+# ---------------------------------------------------------------------- documentation views
+def schema_rows() -> list[dict[str, str]]:
+    """One row per field: name, type, default (repr), allowed, role, group, help."""
+    rows = []
+    for name, f in _FIELDS.items():
+        spec = _SPECS[name]
+        rows.append({"name": name, "type": _TYPES[name].__name__, "default": _literal(f.default),
+                     "allowed": spec.allowed_text() if _TYPES[name] is not bool else "true | false",
+                     "role": spec.role, "group": spec.group, "help": spec.help,
+                     "path": "yes" if spec.path else ""})
+    return rows
+
+
+def _literal(value: Any) -> str:
+    """A default as a Python literal (strings in double quotes)."""
+    return json.dumps(value) if isinstance(value, str) else repr(value)
+
+
+def _allowed_note(r: dict[str, str]) -> str:
+    return "" if r["allowed"] in ("any", "true | false") else f" ({r['allowed']})"
+
+
+def help_text() -> str:
+    """The field list printed by ``python -m clml_lib.train --help``."""
+    lines = ["fields (set with --set NAME=VALUE; [default]; role):"]
+    for r in schema_rows():
+        if r["group"]:
+            lines.append(f"  {r['group']}:")
+        lines += textwrap.wrap(f"{r['name']}: {r['type']} [{r['default']}] {r['role']}: "
+                               f"{r['help']}{_allowed_note(r)}", width=98,
+                               initial_indent="    ", subsequent_indent="        ")
+    return "\n".join(lines)
+
+
+def parameters_cell_source() -> str:
+    """The parameters cell of ``notebooks/reproduce.py``: ``name: type = default  # help``,
+    one line per field, group headings as comments."""
+    lines = []
+    for r in schema_rows():
+        if r["group"]:
+            lines.append(f"# {r['group']}")
+        note = _allowed_note(r) if r["type"] == "str" else ""  # choices and patterns only
+        lines.append(f"{r['name']}: {r['type']} = {r['default']}  # {r['help']}{note}")
+    return "\n".join(lines)
+
+
+#: Markers of the generated table in ``docs/configuration.md``.
+DOC_MARKERS = ("<!-- schema table: generated by `python -m clml_lib.train --write-docs` -->",
+               "<!-- end of schema table -->")
+
+
+def schema_table_md() -> str:
+    """The field table of ``docs/configuration.md`` (markdown), generated from the schema."""
+    rows = ["| field | type | default | allowed | role | meaning |", "|---|---|---|---|---|---|"]
+    for r in schema_rows():
+        if r["group"]:
+            rows.append(f"| **{r['group']}** | | | | | |")
+        path = " Relative: from the project root." if r["path"] else ""
+        allowed = r["allowed"].replace("|", "\\|")
+        rows.append(f"| `{r['name']}` | {r['type']} | `{r['default']}` | {allowed} | {r['role']} | "
+                    f"{r['help']}.{path} |")
+    return "\n".join(rows)
+
+
+def render_configuration_md(current: str) -> str:
+    """``current`` (the text of ``docs/configuration.md``) with the part between
+    :data:`DOC_MARKERS` replaced by :func:`schema_table_md`.
+
+    Raises:
+        ValueError: the markers are missing or out of order.
+    """
+    start, end = DOC_MARKERS
+    i, j = current.find(start), current.find(end)
+    if i < 0 or j < i:
+        raise ValueError(f"docs/configuration.md must hold the markers {start!r} and {end!r}")
+    return current[: i + len(start)] + "\n" + schema_table_md() + "\n" + current[j:]
+
+
+__all__ = [
+    "TrainConfig", "FieldSpec", "load_config", "compose", "read_layer", "parse_value",
+    "parse_override", "check_field", "schema_rows", "help_text", "parameters_cell_source",
+    "schema_table_md", "render_configuration_md", "DOC_MARKERS", "DATASETS", "SETTINGS",
+    "BASE_LOSSES", "AMP_MODES", "REDUCTIONS", "ROLES", "RENAMED", "BOOKKEEPING_FIELDS",
+    "CLML_FIELDS", "EXPERIMENT_FIELDS", "PATH_FIELDS", "RESUME_FREE_FIELDS",
+]
