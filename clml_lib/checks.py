@@ -95,8 +95,11 @@ def check_choice(name: str, value: Any, allowed: Iterable[str]) -> str:
     hint = ""
     if isinstance(value, str):
         lower = {a.lower(): a for a in allowed}
-        close = [lower[value.lower()]] if value.lower() in lower else difflib.get_close_matches(
-            value, allowed, n=1, cutoff=0.5)
+        close = (
+            [lower[value.lower()]]
+            if value.lower() in lower
+            else difflib.get_close_matches(value, allowed, n=1, cutoff=0.5)
+        )
         hint = f" (did you mean {close[0]!r}?)" if close else ""
     raise ValueError(f"{name} must be one of {allowed}, got {value!r}{hint}")
 
@@ -131,8 +134,9 @@ class Range:
         """
         if self.integer:
             return check_int(name, value, lo=self.lo, hi=self.hi)
-        return check_number(name, value, lo=self.lo, hi=self.hi, lo_open=self.lo_open,
-                            hi_open=self.hi_open)
+        return check_number(
+            name, value, lo=self.lo, hi=self.hi, lo_open=self.lo_open, hi_open=self.hi_open
+        )
 
     def __contains__(self, value: Any) -> bool:
         try:

@@ -18,11 +18,12 @@ Conventions (the decisions taken here, see paper.md section 6 item 13 and field.
   naming the classes, ``empty='skip'`` gives them AP ``nan`` and leaves them out of the mean (the
   number skipped is returned by :func:`average_precision_per_class`), ``empty='zero'`` counts them
   as AP 0 like the reference.
-* **Threshold metrics** follow the ML-GCN definitions: per class, precision = TP/(TP+FP) and recall =
-  TP/(TP+FN); CP and CR are their means over classes; **CF1 = 2 CP CR / (CP + CR)** (from the averaged
-  CP and CR); OP, OR, OF1 pool the counts over all classes. The reference ``validate.py`` instead
-  reports the *mean of the per-class F1* as "F_C"; it is exposed here as ``macro_F1``. A class with no
-  predicted positive has precision 0 (scikit-learn's ``zero_division=0``). All values are in [0, 100].
+* **Threshold metrics** follow the ML-GCN definitions: per class, precision = TP/(TP+FP) and
+  recall = TP/(TP+FN); CP and CR are their means over classes; **CF1 = 2 CP CR / (CP + CR)** (from
+  the averaged CP and CR); OP, OR, OF1 pool the counts over all classes. The reference
+  ``validate.py`` instead reports the *mean of the per-class F1* as "F_C"; it is exposed here as
+  ``macro_F1``. A class with no predicted positive has precision 0 (scikit-learn's
+  ``zero_division=0``). All values are in [0, 100].
 """
 
 from __future__ import annotations
@@ -72,14 +73,18 @@ def _check_inputs(scores, targets) -> tuple[np.ndarray, np.ndarray]:
             f"[{bad[0]}, {bad[1]}] = {s[bad[0], bad[1]]})"
         )
     check_label_codes(
-        t, "targets",
-        hint="; -1 'unknown' codes are not allowed in evaluation targets: use the full ground truth",
+        t,
+        "targets",
+        hint="; -1 'unknown' codes are not allowed in evaluation targets: "
+        "use the full ground truth",
     )
     return s, t
 
 
 def _ap_one_class(s: np.ndarray, t: np.ndarray, ties: str) -> float:
-    """AP of one class: mean precision at each positive's rank (scores ``s`` (N,), targets ``t`` (N,))."""
+    """AP of one class: mean precision at each positive's rank.
+
+    Shapes: scores ``s`` (N,), targets ``t`` (N,)."""
     order = np.argsort(-s, kind="stable")  # descending; ties keep sample-index order
     s_sorted = s[order]  # (N,)
     t_sorted = t[order]  # (N,)
@@ -129,7 +134,8 @@ def average_precision_per_class(
     if len(no_pos) and empty == "raise":
         raise ValueError(
             f"{len(no_pos)} class(es) have no positive target, so their AP is undefined: indices "
-            f"{no_pos[:20].tolist()}{' ...' if len(no_pos) > 20 else ''}; pass empty='skip' to leave "
+            f"{no_pos[:20].tolist()}{' ...' if len(no_pos) > 20 else ''}; "
+            "pass empty='skip' to leave "
             "them out of the mean or empty='zero' to count them as 0 like the reference"
         )
     ap = np.empty(s.shape[1], dtype=np.float64)

@@ -43,7 +43,9 @@ def test_read_reference_format_exact(tmp_path):
 
 def test_trailing_dot_integer_warns_with_file_and_line(tmp_path):
     path = _write(tmp_path, "0001_2124494179.jpg, 13 24\n0437_424259217.jpg,2.\n", "nus.txt")
-    with pytest.warns(UserWarning, match=re.escape(f"{path}:2: class index '2.' has a trailing dot; read as 2")):
+    with pytest.warns(
+        UserWarning, match=re.escape(f"{path}:2: class index '2.' has a trailing dot; read as 2")
+    ):
         names, labels = read_label_list(path, 81)
     assert names == ["0001_2124494179.jpg", "0437_424259217.jpg"]
     assert labels[1].nonzero().flatten().tolist() == [2]
@@ -69,16 +71,26 @@ def test_malformed_lines_name_file_and_line(tmp_path, line, message):
 
 def test_out_of_range_index(tmp_path):
     path = _write(tmp_path, "a.jpg, 0\nb.jpg, 79 80\n")
-    with pytest.raises(ValueError, match=re.escape(f"{path}:2: class index 80 out of range for 80 classes (valid: 0..79)")):
+    with pytest.raises(
+        ValueError,
+        match=re.escape(f"{path}:2: class index 80 out of range for 80 classes (valid: 0..79)"),
+    ):
         read_label_list(path, 80)
 
 
 def test_duplicate_names_conflicting_and_identical(tmp_path):
     path = _write(tmp_path, "a.jpg, 0\nb.jpg, 1\na.jpg, 2\n")
-    with pytest.raises(ValueError, match=re.escape(f"{path}:3: image 'a.jpg' is listed again (conflicting labels; first listed at line 1)")):
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            f"{path}:3: image 'a.jpg' is listed again (conflicting labels; first listed at line 1)"
+        ),
+    ):
         read_label_list(path, 5)
     path = _write(tmp_path, "a.jpg, 0 1\nb.jpg, 1\na.jpg, 1 0\n", "same.txt")
-    with pytest.raises(ValueError, match=r"same\.txt:3: image 'a\.jpg' is listed again \(identical labels"):
+    with pytest.raises(
+        ValueError, match=r"same\.txt:3: image 'a\.jpg' is listed again \(identical labels"
+    ):
         read_label_list(path, 5)
 
 
@@ -110,7 +122,13 @@ def test_write_read_roundtrip(tmp_path):
 
 def test_write_bad_inputs(tmp_path):
     out = tmp_path / "x.txt"
-    with pytest.raises(ValueError, match=r"labels must hold only \{0, 1\}, found -1 in 1 of 4 entries \(first at row 1 \('b'\), class 0\).*to_assume_negative"):
+    with pytest.raises(
+        ValueError,
+        match=(
+            r"labels must hold only \{0, 1\}, found -1 in 1 of 4 entries \(first at "
+            r"row 1 \('b'\), class 0\).*to_assume_negative"
+        ),
+    ):
         write_label_list(out, ["a", "b"], torch.tensor([[1.0, 0.0], [-1.0, 1.0]]))
     with pytest.raises(ValueError, match="got 1 names for 2 label rows"):
         write_label_list(out, ["a"], torch.zeros(2, 3))
@@ -138,13 +156,18 @@ def test_write_bad_inputs(tmp_path):
 def test_vector_line_is_refused_with_file_and_line(tmp_path, row, num_classes, columns):
     text = "a.jpg, 3 1\n" + "b.jpg, " + " ".join(map(str, row)) + "\n"
     path = _write(tmp_path, text)
-    with pytest.raises(ValueError, match=rf"{path.name}:2: the line holds {len(row)} tokens that "
-                                         rf"are all 0 or 1 \({columns}\).*0/1 label vector"):
+    with pytest.raises(
+        ValueError,
+        match=rf"{path.name}:2: the line holds {len(row)} tokens that "
+        rf"are all 0 or 1 \({columns}\).*0/1 label vector",
+    ):
         read_label_list(path, num_classes)
 
 
-@pytest.mark.parametrize("tokens, expected", [("0 1", [0, 1]), ("1", [1]), ("0", [0]),
-                                              ("1 0", [0, 1]), ("3 3 7", [3, 7]), ("", [])])
+@pytest.mark.parametrize(
+    "tokens, expected",
+    [("0 1", [0, 1]), ("1", [1]), ("0", [0]), ("1 0", [0, 1]), ("3 3 7", [3, 7]), ("", [])],
+)
 def test_index_lines_with_zero_and_one_are_still_read(tmp_path, tokens, expected):
     names, labels = read_label_list(_write(tmp_path, f"a.jpg, {tokens}\n"), 81)
     assert labels[0].nonzero().flatten().tolist() == expected
@@ -165,8 +188,10 @@ def test_bom_inside_the_file_is_refused(tmp_path):
         read_label_list(path, 3)
 
 
-@pytest.mark.parametrize("raw, line, byte", [(b"\xe9t\xe9.jpg, 1\n", 1, "0xe9"),
-                                             (b"a.jpg, 1\nb\xff.jpg, 2\n", 2, "0xff")])
+@pytest.mark.parametrize(
+    "raw, line, byte",
+    [(b"\xe9t\xe9.jpg, 1\n", 1, "0xe9"), (b"a.jpg, 1\nb\xff.jpg, 2\n", 2, "0xff")],
+)
 def test_non_utf8_names_file_and_line(tmp_path, raw, line, byte):
     path = tmp_path / "latin1.txt"
     path.write_bytes(raw)

@@ -76,7 +76,9 @@ def test_deterministic_per_seed(coco_like):
 
 
 def test_nesting(coco_like):
-    sets = {s: simulate_missing(coco_like, s, seed=11) for s in ("single", "40left", "75left", "full")}
+    sets = {
+        s: simulate_missing(coco_like, s, seed=11) for s in ("single", "40left", "75left", "full")
+    }
     assert bool((sets["single"] <= sets["40left"]).all())
     assert bool((sets["40left"] <= sets["75left"]).all())
     assert bool((sets["75left"] <= sets["full"]).all())
@@ -107,7 +109,9 @@ def test_empty_images_unchanged_and_generic_setting():
 
 def test_at_least_one_rule_wins_with_a_warning():
     y = torch.eye(5)  # one positive per image: 40% cannot be reached
-    with pytest.warns(UserWarning, match=r"keeping one positive per image already keeps 5/5 = 1\.000"):
+    with pytest.warns(
+        UserWarning, match=r"keeping one positive per image already keeps 5/5 = 1\.000"
+    ):
         obs = simulate_missing(y, "40left", seed=0)
     assert torch.equal(obs, y)
 
@@ -115,8 +119,21 @@ def test_at_least_one_rule_wins_with_a_warning():
 @pytest.mark.parametrize(
     "labels, setting, seed, error, match",
     [
-        (torch.tensor([[1.0, -1.0]]), "40left", 0, ValueError, r"labels must hold only \{0, 1\}, found -1 in 1 of 2 entries \(first at row 0, class 1\) \(simulate_missing needs"),
-        (torch.ones(4), "40left", 0, ValueError, r"must be a 2-D \(N, C\) matrix, got shape \(4,\)"),
+        (
+            torch.tensor([[1.0, -1.0]]),
+            "40left",
+            0,
+            ValueError,
+            r"labels must hold only \{0, 1\}, found -1 in 1 of 2 entries \(first at "
+            r"row 0, class 1\) \(simulate_missing needs",
+        ),
+        (
+            torch.ones(4),
+            "40left",
+            0,
+            ValueError,
+            r"must be a 2-D \(N, C\) matrix, got shape \(4,\)",
+        ),
         (torch.ones(2, 2), "50%", 0, ValueError, r"unknown missing-label setting '50%'"),
         (torch.ones(2, 2), "100left", 0, ValueError, r"unknown missing-label setting '100left'"),
         (torch.ones(2, 2), "single", -1, ValueError, r"seed must be a non-negative int, got -1"),
@@ -138,11 +155,19 @@ def test_encodings_roundtrip_and_errors():
     assert torch.equal(to_assume_negative(signed2), obs)
     assert torch.equal(to_assume_negative(obs), obs)
     assert torch.equal(unknown_mask(signed2), signed2 == UNKNOWN)
-    with pytest.raises(ValueError, match=r"labels must hold only \{-1, 0, 1\} \(-1 = unknown\), found 2 in 1 of \d+ entries \(first at row 0, class 1\)"):
+    with pytest.raises(
+        ValueError,
+        match=(
+            r"labels must hold only \{-1, 0, 1\} \(-1 = unknown\), found 2 in 1 of \d"
+            r"+ entries \(first at row 0, class 1\)"
+        ),
+    ):
         to_assume_negative(torch.tensor([[1.0, 2.0]]))
     with pytest.raises(ValueError, match=r"observed must hold only \{0, 1\}, found -1"):
         to_unknown_encoding(signed)
-    with pytest.raises(ValueError, match=r"known_negatives must have the shape of observed \(2, 3\), got \(3,\)"):
+    with pytest.raises(
+        ValueError, match=r"known_negatives must have the shape of observed \(2, 3\), got \(3,\)"
+    ):
         to_unknown_encoding(obs, known_negatives=torch.zeros(3, dtype=torch.bool))
     with pytest.raises(ValueError, match="known_negatives marks an observed positive"):
         to_unknown_encoding(obs, known_negatives=obs.bool())
@@ -169,9 +194,17 @@ def test_split_stats_bad_inputs():
     y = torch.eye(3)
     with pytest.raises(ValueError, match="got 2 class names for 3 classes"):
         split_stats(y, names=["a", "b"])
-    with pytest.raises(ValueError, match=r"observed must have the shape of labels \(3, 3\), got \(3, 2\)"):
+    with pytest.raises(
+        ValueError, match=r"observed must have the shape of labels \(3, 3\), got \(3, 2\)"
+    ):
         split_stats(y, torch.zeros(3, 2))
-    with pytest.raises(ValueError, match=r"observed must hold only \{-1, 0, 1\} \(-1 = unknown\), found 0.5 in \d+ of \d+ entries \(first at row 0, class 0\)"):
+    with pytest.raises(
+        ValueError,
+        match=(
+            r"observed must hold only \{-1, 0, 1\} \(-1 = unknown\), found 0.5 in \d"
+            r"+ of \d+ entries \(first at row 0, class 0\)"
+        ),
+    ):
         split_stats(y, torch.full((3, 3), 0.5))
     with pytest.raises(ValueError, match=r"labels must hold only \{0, 1\}, found 2"):
         split_stats(2 * y)

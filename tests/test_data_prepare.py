@@ -19,12 +19,27 @@ except ImportError:  # tests imported as a package
 
 @pytest.fixture(scope="module")
 def coco_root(tmp_path_factory):
-    return make_coco_tree(tmp_path_factory.mktemp("coco"), num_train=30, num_val=5, image_size=32, seed=1)
+    return make_coco_tree(
+        tmp_path_factory.mktemp("coco"), num_train=30, num_val=5, image_size=32, seed=1
+    )
 
 
 def test_coco_split_written_and_stats_printed(coco_root, tmp_path, capsys):
     out = tmp_path / "splits" / "coco_40left.txt"
-    rc = main(["--dataset", "coco", "--root", str(coco_root), "--setting", "40left", "--seed", "5", "--out", str(out)])
+    rc = main(
+        [
+            "--dataset",
+            "coco",
+            "--root",
+            str(coco_root),
+            "--setting",
+            "40left",
+            "--seed",
+            "5",
+            "--out",
+            str(out),
+        ]
+    )
     assert rc == 0
     printed = capsys.readouterr().out
     ds = CocoMultiLabel(coco_root, "train")
@@ -48,9 +63,42 @@ def test_voc_and_nus(tmp_path, capsys):
     objects = {"000001": [("dog", 0), ("person", 0)], "000002": [("cat", 0), ("person", 1)]}
     make_voc_tree(tmp_path / "voc", objects, {"trainval": ["000001", "000002"]})
     out = tmp_path / "voc.txt"
-    assert main(["--dataset", "voc", "--root", str(tmp_path / "voc"), "--setting", "full", "--out", str(out)]) == 0
-    assert out.read_text() == "000001.jpg, 11 14\n000002.jpg, 7 14\n"  # difficult person kept ('positive')
-    assert main(["--dataset", "voc", "--root", str(tmp_path / "voc"), "--setting", "full", "--difficult", "negative", "--out", str(out), "--force"]) == 0
+    assert (
+        main(
+            [
+                "--dataset",
+                "voc",
+                "--root",
+                str(tmp_path / "voc"),
+                "--setting",
+                "full",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    assert (
+        out.read_text() == "000001.jpg, 11 14\n000002.jpg, 7 14\n"
+    )  # difficult person kept ('positive')
+    assert (
+        main(
+            [
+                "--dataset",
+                "voc",
+                "--root",
+                str(tmp_path / "voc"),
+                "--setting",
+                "full",
+                "--difficult",
+                "negative",
+                "--out",
+                str(out),
+                "--force",
+            ]
+        )
+        == 0
+    )
     assert out.read_text() == "000001.jpg, 11 14\n000002.jpg, 7\n"
     assert "1 difficult-only labels" in capsys.readouterr().out
 
@@ -61,21 +109,55 @@ def test_voc_and_nus(tmp_path, capsys):
     lst.write_text("0001_1.jpg, 3 4 5\n0437_424259217.jpg,2.\n")
     out = tmp_path / "nus_single.txt"
     with pytest.warns(UserWarning, match="trailing dot"):
-        rc = main(["--dataset", "nus", "--root", str(root), "--label-list", str(lst), "--setting", "single", "--out", str(out)])
+        rc = main(
+            [
+                "--dataset",
+                "nus",
+                "--root",
+                str(root),
+                "--label-list",
+                str(lst),
+                "--setting",
+                "single",
+                "--out",
+                str(out),
+            ]
+        )
     assert rc == 0
     names, observed = read_label_list(out, 81)
     assert names == ["0001_1.jpg", "0437_424259217.jpg"]
-    assert observed.sum(1).tolist() == [1.0, 1.0] and observed[1, 2] == 1 and observed[0, 3:6].sum() == 1
+    assert (
+        observed.sum(1).tolist() == [1.0, 1.0]
+        and observed[1, 2] == 1
+        and observed[0, 3:6].sum() == 1
+    )
 
 
 def test_errors_are_reported(coco_root, tmp_path, capsys):
     out = tmp_path / "x.txt"
-    rc = main(["--dataset", "coco", "--root", str(tmp_path / "nowhere"), "--setting", "full", "--out", str(out)])
+    rc = main(
+        [
+            "--dataset",
+            "coco",
+            "--root",
+            str(tmp_path / "nowhere"),
+            "--setting",
+            "full",
+            "--out",
+            str(out),
+        ]
+    )
     err = capsys.readouterr().err
-    assert rc == 1 and "error: COCO root not found" in err and "expected layout: root/annotations/instances_train2014.json" in err
+    assert (
+        rc == 1
+        and "error: COCO root not found" in err
+        and "expected layout: root/annotations/instances_train2014.json" in err
+    )
     rc = main(["--dataset", "nus", "--root", str(tmp_path), "--setting", "full", "--out", str(out)])
     assert rc == 1 and "--dataset nus needs --label-list" in capsys.readouterr().err
-    rc = main(["--dataset", "coco", "--root", str(coco_root), "--setting", "half", "--out", str(out)])
+    rc = main(
+        ["--dataset", "coco", "--root", str(coco_root), "--setting", "half", "--out", str(out)]
+    )
     assert rc == 1 and "unknown missing-label setting 'half'" in capsys.readouterr().err
     assert not out.exists()
     with pytest.raises(SystemExit) as info:  # argparse usage error
@@ -104,7 +186,19 @@ def test_module_entry_point(coco_root, tmp_path, monkeypatch, capsys):
     """``python -m clml_lib.data.prepare`` runs the module as __main__ (in-process here: a fresh
     interpreter would spend its time importing torch)."""
     out = tmp_path / "cli.txt"
-    argv = ["prepare", "--dataset", "coco", "--root", str(coco_root), "--setting", "75left", "--seed", "2", "--out", str(out)]
+    argv = [
+        "prepare",
+        "--dataset",
+        "coco",
+        "--root",
+        str(coco_root),
+        "--setting",
+        "75left",
+        "--seed",
+        "2",
+        "--out",
+        str(out),
+    ]
     monkeypatch.setattr(sys, "argv", argv)
     monkeypatch.delitem(sys.modules, "clml_lib.data.prepare")  # as in a fresh `python -m`
     with pytest.raises(SystemExit) as info:
@@ -115,7 +209,7 @@ def test_module_entry_point(coco_root, tmp_path, monkeypatch, capsys):
     assert torch.equal(read_label_list(out, 80)[1], simulate_missing(ds.labels, "75left", seed=2))
 
 
-# --------------------------------------------------------------------------- outputs never replace inputs
+# ------------------------------------------------------------------ outputs never replace inputs
 def _snapshot(folder):
     return {p: p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
@@ -126,15 +220,20 @@ def small_coco(tmp_path):
 
 
 def _run(root, out, *extra):
-    return main(["--dataset", "coco", "--root", str(root), "--setting", "single", "--out", str(out),
-                 *extra])
+    return main(
+        ["--dataset", "coco", "--root", str(root), "--setting", "single", "--out", str(out), *extra]
+    )
 
 
 def test_out_equal_to_the_label_list_is_refused(small_coco, tmp_path, capsys):
     ds = CocoMultiLabel(small_coco, "train")
     full = tmp_path / "full.txt"
-    full.write_text("".join(f"{n}, {' '.join(map(str, r.nonzero().flatten().tolist()))}\n"
-                            for n, r in zip(ds.names, ds.labels)))
+    full.write_text(
+        "".join(
+            f"{n}, {' '.join(map(str, r.nonzero().flatten().tolist()))}\n"
+            for n, r in zip(ds.names, ds.labels)
+        )
+    )
     before = full.read_bytes()
     for out in (full, tmp_path / "." / "full.txt"):  # the same file, spelled two ways
         rc = _run(small_coco, out, "--label-list", str(full))
@@ -146,9 +245,14 @@ def test_out_equal_to_the_label_list_is_refused(small_coco, tmp_path, capsys):
     assert torch.equal(read_label_list(full, 80)[1], simulate_missing(ds.labels, "single", 0))
 
 
-@pytest.mark.parametrize("target", ["annotations/instances_train2014.json",
-                                    "annotations/instances_val2014.json",
-                                    "train2014/COCO_train2014_000000000001.jpg"])
+@pytest.mark.parametrize(
+    "target",
+    [
+        "annotations/instances_train2014.json",
+        "annotations/instances_val2014.json",
+        "train2014/COCO_train2014_000000000001.jpg",
+    ],
+)
 def test_out_onto_a_dataset_file_is_refused(small_coco, capsys, target):
     before = _snapshot(small_coco)
     path = small_coco / target
@@ -164,22 +268,41 @@ def test_existing_output_is_never_overwritten_silently(small_coco, tmp_path, cap
     out = tmp_path / "split.txt"
     assert _run(small_coco, out) == 0
     first = out.read_bytes()
-    rc = main(["--dataset", "coco", "--root", str(small_coco), "--setting", "full", "--out",
-               str(out)])
-    assert rc == 1 and "is an existing file. Choose another --out, or pass --force" in \
-        capsys.readouterr().err
+    rc = main(
+        ["--dataset", "coco", "--root", str(small_coco), "--setting", "full", "--out", str(out)]
+    )
+    assert (
+        rc == 1
+        and "is an existing file. Choose another --out, or pass --force" in capsys.readouterr().err
+    )
     assert out.read_bytes() == first
-    assert main(["--dataset", "coco", "--root", str(small_coco), "--setting", "full", "--out",
-                 str(out), "--force"]) == 0
+    assert (
+        main(
+            [
+                "--dataset",
+                "coco",
+                "--root",
+                str(small_coco),
+                "--setting",
+                "full",
+                "--out",
+                str(out),
+                "--force",
+            ]
+        )
+        == 0
+    )
     assert out.read_bytes() != first
 
 
 def test_bad_out_is_an_error_message_not_a_traceback(small_coco, tmp_path, capsys):
     a_file = tmp_path / "file.txt"
     a_file.write_text("x")
-    cases = [(tmp_path, "is a folder; give the path of the label-list file"),
-             (a_file / "split.txt", f"{a_file} is a file, not a folder"),
-             (a_file / "sub" / "split.txt", f"{a_file} is a file, not a folder")]
+    cases = [
+        (tmp_path, "is a folder; give the path of the label-list file"),
+        (a_file / "split.txt", f"{a_file} is a file, not a folder"),
+        (a_file / "sub" / "split.txt", f"{a_file} is a file, not a folder"),
+    ]
     for out, message in cases:
         for force in ([], ["--force"]):
             rc = _run(small_coco, out, *force)

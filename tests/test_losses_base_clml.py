@@ -72,7 +72,10 @@ def test_splc_mines_only_from_start_epoch():
 
     shifted = torch.tensor([[2.0, 3.0, -3.0]], dtype=torch.float64)
     torch.testing.assert_close(loss(s, y, epoch=0), focal_bce(shifted, y))
-    torch.testing.assert_close(loss(s, y, epoch=1), focal_bce(shifted, torch.tensor([[1.0, 1.0, 0.0]], dtype=torch.float64)))
+    torch.testing.assert_close(
+        loss(s, y, epoch=1),
+        focal_bce(shifted, torch.tensor([[1.0, 1.0, 0.0]], dtype=torch.float64)),
+    )
 
 
 def test_unknown_policy_negative_vs_ignore():
@@ -82,7 +85,9 @@ def test_unknown_policy_negative_vs_ignore():
     torch.testing.assert_close(BCELoss()(s, t), BCELoss()(s, (t == 1).double()))
     ignore = BCELoss(unknown="ignore")
     torch.testing.assert_close(ignore(s, t), BCELoss()(s[1:], y[1:]))
-    torch.testing.assert_close(BCELoss(reduction="mean", unknown="ignore")(s, t), BCELoss(reduction="mean")(s[1:], y[1:]))
+    torch.testing.assert_close(
+        BCELoss(reduction="mean", unknown="ignore")(s, t), BCELoss(reduction="mean")(s[1:], y[1:])
+    )
 
 
 def test_base_loss_bad_inputs():
@@ -105,7 +110,11 @@ def test_half_precision_base_losses_are_finite():
         with torch.autocast("cpu", dtype=torch.bfloat16):
             out = make_base_loss(name)(lin(s * 10), y, 1)
         out.backward()
-        assert out.dtype == torch.float32 and torch.isfinite(out) and torch.isfinite(lin.weight.grad).all(), name
+        assert (
+            out.dtype == torch.float32
+            and torch.isfinite(out)
+            and torch.isfinite(lin.weight.grad).all()
+        ), name
 
 
 def test_equivalent_lambda_keeps_the_balance():
@@ -142,7 +151,9 @@ def test_ablation_columns():
     torch.testing.assert_close(lr.low_rank, low_rank_loss(z, y))  # observed labels
     corr = CLMLLoss.ablation("correction", tau=0.8).forward_parts(s, z, y, 1)
     assert corr.low_rank.item() == 0
-    torch.testing.assert_close(corr.base, BCELoss()(s, corr.corrected))  # correction feeds the base loss
+    torch.testing.assert_close(
+        corr.base, BCELoss()(s, corr.corrected)
+    )  # correction feeds the base loss
     full = CLMLLoss.ablation("clml", tau=0.8).forward_parts(s, z, y, 1)
     torch.testing.assert_close(full.low_rank, low_rank_loss(z, full.corrected))
     with pytest.raises(ValueError, match="unknown ablation"):
@@ -201,7 +212,9 @@ def test_grad_scaler_leaves_clml_gradient_unchanged():
     assert plain.norm() > 0
     torch.testing.assert_close(scaled, plain, rtol=1e-5, atol=1e-7)
     full = lambda z, y: CLMLLoss("BCE", use_correction=False)(z[:, :6], z, y)  # noqa: E731
-    torch.testing.assert_close(_grad_after(full, True), _grad_after(full, False), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(
+        _grad_after(full, True), _grad_after(full, False), rtol=1e-5, atol=1e-6
+    )
 
 
 def test_official_style_gradient_is_divided_by_the_loss_scale():
@@ -209,5 +222,7 @@ def test_official_style_gradient_is_divided_by_the_loss_scale():
     crit = lambda z, y: official_style_low_rank(z, y)  # noqa: E731
     plain = _grad_after(crit, use_scaler=False)
     scaled = _grad_after(crit, use_scaler=True)
-    torch.testing.assert_close(plain, _grad_after(lambda z, y: low_rank_loss(z, y), False), rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(
+        plain, _grad_after(lambda z, y: low_rank_loss(z, y), False), rtol=1e-5, atol=1e-7
+    )
     torch.testing.assert_close(scaled, plain / 2.0**16, rtol=1e-5, atol=1e-12)

@@ -38,10 +38,12 @@ def test_correction_ternary_protects_known_negatives():
     assert corrected.tolist() == [[1.0, 0.0, 1.0]]
     assert mined.tolist() == [[False, False, True]]
     # fully-known ternary matrix: encoding='ternary' keeps its 0s
-    assert correct_labels(logits, torch.tensor([[1.0, 0.0, 0.0]]), 0.5, 1, encoding="ternary").tolist() == [
-        [1.0, 0.0, 0.0]
+    assert correct_labels(
+        logits, torch.tensor([[1.0, 0.0, 0.0]]), 0.5, 1, encoding="ternary"
+    ).tolist() == [[1.0, 0.0, 0.0]]
+    assert correct_labels(logits, torch.tensor([[1.0, 0.0, 0.0]]), 0.5, 1).tolist() == [
+        [1.0, 1.0, 1.0]
     ]
-    assert correct_labels(logits, torch.tensor([[1.0, 0.0, 0.0]]), 0.5, 1).tolist() == [[1.0, 1.0, 1.0]]
 
 
 def test_correction_half_precision_logits():
@@ -85,7 +87,9 @@ def loop_reference(Z, Y, T, negatives=None):
                 continue
             cand = [j for j in range(N) if j != i and (Y[j, k] == 1 or Neg[j, k] == 1)]
             den = sum(torch.exp(Zn[i] @ Zn[j] / T) for j in cand)
-            terms.append(-sum(torch.log(torch.exp(Zn[i] @ Zn[p] / T) / den) for p in pos) / len(pos))
+            terms.append(
+                -sum(torch.log(torch.exp(Zn[i] @ Zn[p] / T) / den) for p in pos) / len(pos)
+            )
     return sum(terms) / len(terms)
 
 
@@ -112,7 +116,10 @@ def test_contrastive_explicit_negatives_mask():
     Y = (torch.rand(8, 3, generator=g) < 0.5).double()
     Neg = ((1 - Y) * (torch.rand(8, 3, generator=g) < 0.5)).double()  # only some known negatives
     torch.testing.assert_close(
-        label_contrastive_loss(Z, Y, 0.3, negatives=Neg), loop_reference(Z, Y, 0.3, Neg), rtol=1e-10, atol=0
+        label_contrastive_loss(Z, Y, 0.3, negatives=Neg),
+        loop_reference(Z, Y, 0.3, Neg),
+        rtol=1e-10,
+        atol=0,
     )
     with pytest.raises(ValueError, match="overlaps"):
         label_contrastive_loss(Z, Y, 0.3, negatives=torch.ones_like(Y))

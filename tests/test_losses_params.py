@@ -81,7 +81,11 @@ def test_numeric_parameter_refuses_bad_values(cls, param, rng, outside):
             cls(**{param: bad})
     # the range's own closed bounds are accepted, a value inside too
     for ok in (rng.lo, rng.hi):
-        if ok is not None and not (ok == rng.lo and rng.lo_open) and not (ok == rng.hi and rng.hi_open):
+        if (
+            ok is not None
+            and not (ok == rng.lo and rng.lo_open)
+            and not (ok == rng.hi and rng.hi_open)
+        ):
             cls(**{param: ok})
     inside = 0.5 if rng.hi is not None else (rng.lo or 0.0) + 0.5
     assert getattr(cls(**{param: inside}), param) == inside
@@ -182,23 +186,44 @@ def test_check_label_codes_accepts_valid_codes(kind):
 @pytest.mark.parametrize(
     "values, allow_unknown, found",
     [
-        ([[0.0, 1.0], [-1.0, 0.0]], False, r"found -1 in 1 of 4 entries \(first at row 1 \('b'\), class 0\)"),
-        ([[0.0, 2.0], [0.5, 0.0]], True, r"found 0.5, 2 in 2 of 4 entries \(first at row 0 \('a'\), class 1\)"),
+        (
+            [[0.0, 1.0], [-1.0, 0.0]],
+            False,
+            r"found -1 in 1 of 4 entries \(first at row 1 \('b'\), class 0\)",
+        ),
+        (
+            [[0.0, 2.0], [0.5, 0.0]],
+            True,
+            r"found 0.5, 2 in 2 of 4 entries \(first at row 0 \('a'\), class 1\)",
+        ),
         ([[0.0, math.nan], [1.0, 0.0]], False, r"found nan in 1 of 4 entries"),
         ([[0.0, -2.0], [1.0, 0.0]], True, r"\{-1, 0, 1\} \(-1 = unknown\), found -2"),
     ],
 )
 def test_check_label_codes_names_values_and_place(conv, values, allow_unknown, found):
-    with pytest.raises(ValueError, match=r"^f\.txt: targets must hold only .*" + found + ".* use 0/1$"):
-        check_label_codes(conv(values), "targets", allow_unknown=allow_unknown, source="f.txt",
-                          row_names=["a", "b"], hint=" use 0/1")
+    with pytest.raises(
+        ValueError, match=r"^f\.txt: targets must hold only .*" + found + ".* use 0/1$"
+    ):
+        check_label_codes(
+            conv(values),
+            "targets",
+            allow_unknown=allow_unknown,
+            source="f.txt",
+            row_names=["a", "b"],
+            hint=" use 0/1",
+        )
 
 
 def test_check_label_codes_other_inputs():
-    with pytest.raises(ValueError, match=r"must hold only \{0, 1\}, found 3 in 1 of 3 entries \(first at index \(2,\)\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"must hold only \{0, 1\}, found 3 in 1 of 3 entries \(first at index \(2,\)\)",
+    ):
         check_label_codes(torch.tensor([0, 1, 3]))
     with pytest.raises(ValueError, match=r"labels must be numeric label codes, got dtype <U1"):
         check_label_codes(np.array(["0", "1"]))
     many = torch.arange(10.0).reshape(2, 5) + 2
-    with pytest.raises(ValueError, match=r"found 2, 3, 4, 5, 6, \.\.\. \(10 distinct\) in 10 of 10"):
+    with pytest.raises(
+        ValueError, match=r"found 2, 3, 4, 5, 6, \.\.\. \(10 distinct\) in 10 of 10"
+    ):
         check_label_codes(many)

@@ -107,7 +107,8 @@ def test_threshold_metrics_hand_case():
     probs = np.array([[0.9, 0.6], [0.4, 0.7], [0.8, 0.2]])
     targets = np.array([[1, 0], [1, 1], [0, 0]])
     out = threshold_metrics(probs, targets)
-    # class 0: predicted {0,2}, positives {0,1}: P=1/2 R=1/2 ; class 1: predicted {0,1}, pos {1}: P=1/2 R=1
+    # class 0: predicted {0,2}, positives {0,1}: P=1/2 R=1/2
+    # class 1: predicted {0,1}, positives {1}: P=1/2 R=1
     assert out["CP"] == pytest.approx(50.0)
     assert out["CR"] == pytest.approx(75.0)
     assert out["CF1"] == pytest.approx(100 * 2 * 0.5 * 0.75 / 1.25)
@@ -132,7 +133,12 @@ def test_mined_label_quality():
         (np.zeros((3, 2)), np.zeros((3, 3)), r"same shape.*\(3, 2\) vs \(3, 3\)"),
         (np.zeros((0, 2)), np.zeros((0, 2)), "at least one sample"),
         (np.array([[np.nan, 0.0]]), np.array([[1, 0]]), "NaN/inf"),
-        (np.array([[0.1, 0.2]]), np.array([[1, -1]]), r"targets must hold only \{0, 1\}, found -1 in 1 of 2 entries \(first at row 0, class 1\); -1 'unknown'"),
+        (
+            np.array([[0.1, 0.2]]),
+            np.array([[1, -1]]),
+            r"targets must hold only \{0, 1\}, found -1 in 1 of 2 entries \(first at"
+            r" row 0, class 1\); -1 'unknown'",
+        ),
     ],
 )
 def test_bad_input_raises(scores, targets, match):

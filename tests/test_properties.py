@@ -36,8 +36,13 @@ def label_lists(draw):
     """(names, labels (N, C) 0/1) with unique names."""
     c = draw(st.integers(1, 12))
     names = draw(st.lists(NAMES, min_size=1, max_size=8, unique=True))
-    bits = draw(st.lists(st.lists(st.booleans(), min_size=c, max_size=c),
-                         min_size=len(names), max_size=len(names)))
+    bits = draw(
+        st.lists(
+            st.lists(st.booleans(), min_size=c, max_size=c),
+            min_size=len(names),
+            max_size=len(names),
+        )
+    )
     return names, torch.tensor(bits, dtype=torch.float32).reshape(len(names), c)
 
 
@@ -57,9 +62,12 @@ def _hand_written(names, labels, style) -> bytes:
     return (b"\xef\xbb\xbf" if style["bom"] else b"") + text.encode("utf-8")
 
 
-STYLES = st.fixed_dictionaries({k: st.booleans() for k in
-                                ("space", "crlf", "reverse", "wide", "blank", "final_newline",
-                                 "bom")})
+STYLES = st.fixed_dictionaries(
+    {
+        k: st.booleans()
+        for k in ("space", "crlf", "reverse", "wide", "blank", "final_newline", "bom")
+    }
+)
 
 
 @FAST
@@ -78,8 +86,16 @@ def _equal(got, want) -> bool:
     return got[0] == want[0] and torch.equal(got[1], want[1])
 
 
-CORRUPTIONS = ["duplicate", "out_of_range", "no_comma", "bad_token", "not_utf8", "vector",
-               "empty_name", "inner_bom"]
+CORRUPTIONS = [
+    "duplicate",
+    "out_of_range",
+    "no_comma",
+    "bad_token",
+    "not_utf8",
+    "vector",
+    "empty_name",
+    "inner_bom",
+]
 
 
 @FAST
@@ -138,14 +154,27 @@ def test_corrupted_label_list_is_refused_with_file_and_line(doc, kind, data):
 def coco_documents(draw):
     """A COCO instances document and its truth: (doc, names sorted by image id, labels)."""
     cat_ids = draw(st.lists(st.integers(1, 300), min_size=1, max_size=6, unique=True))
-    cat_names = draw(st.lists(st.text("abcdefgh", min_size=1, max_size=6), min_size=len(cat_ids),
-                              max_size=len(cat_ids), unique=True))
+    cat_names = draw(
+        st.lists(
+            st.text("abcdefgh", min_size=1, max_size=6),
+            min_size=len(cat_ids),
+            max_size=len(cat_ids),
+            unique=True,
+        )
+    )
     img_ids = draw(st.lists(st.integers(0, 10**9), min_size=1, max_size=8, unique=True))
     anns, ann_id = [], draw(st.integers(1, 1000))
     for img in img_ids:
         for cid in draw(st.lists(st.sampled_from(cat_ids), max_size=4)):
-            anns.append({"id": ann_id, "image_id": img, "category_id": cid,
-                         "iscrowd": draw(st.integers(0, 1)), "bbox": [0, 0, 1, 1]})
+            anns.append(
+                {
+                    "id": ann_id,
+                    "image_id": img,
+                    "category_id": cid,
+                    "iscrowd": draw(st.integers(0, 1)),
+                    "bbox": [0, 0, 1, 1],
+                }
+            )
             ann_id += 1
     doc = {
         "images": [{"id": i, "file_name": f"COCO_train2014_{i:012d}.jpg"} for i in img_ids],
@@ -236,10 +265,13 @@ def test_corrupted_coco_document_is_refused_by_name(truth, kind, data):
 @st.composite
 def voc_documents(draw):
     """{image id: [(class, difficult)]} and the image-set order."""
-    ids = draw(st.lists(st.from_regex(r"[0-9]{6}", fullmatch=True), min_size=1, max_size=6,
-                        unique=True))
-    objects = {i: draw(st.lists(st.tuples(st.sampled_from(VOC_CLASSES), st.integers(0, 1)),
-                                max_size=4)) for i in ids}
+    ids = draw(
+        st.lists(st.from_regex(r"[0-9]{6}", fullmatch=True), min_size=1, max_size=6, unique=True)
+    )
+    objects = {
+        i: draw(st.lists(st.tuples(st.sampled_from(VOC_CLASSES), st.integers(0, 1)), max_size=4))
+        for i in ids
+    }
     return ids, objects
 
 
@@ -248,8 +280,9 @@ def _voc_tree(tmp: str, ids, objects, corrupt: dict | None = None) -> Path:
     (voc / "Annotations").mkdir(parents=True)
     (voc / "ImageSets" / "Main").mkdir(parents=True)
     for i, objs in objects.items():
-        body = "".join(f"<object><name>{escape(n)}</name><difficult>{d}</difficult></object>"
-                       for n, d in objs)
+        body = "".join(
+            f"<object><name>{escape(n)}</name><difficult>{d}</difficult></object>" for n, d in objs
+        )
         xml = f"<annotation><filename>{i}.jpg</filename>{body}</annotation>\n"
         (voc / "Annotations" / f"{i}.xml").write_text(xml)
     (voc / "ImageSets" / "Main" / "trainval.txt").write_text("".join(f"{i}\n" for i in ids))
@@ -278,8 +311,14 @@ def test_voc_document_read_exactly(doc, policy):
         assert ds.ids == ids and torch.equal(ds.labels, _voc_truth(ids, objects, policy))
 
 
-VOC_CORRUPTIONS = ["dup_id", "two_tokens", "unknown_class", "bad_difficult", "other_filename",
-                   "broken_xml"]
+VOC_CORRUPTIONS = [
+    "dup_id",
+    "two_tokens",
+    "unknown_class",
+    "bad_difficult",
+    "other_filename",
+    "broken_xml",
+]
 
 
 @FAST
@@ -303,12 +342,15 @@ def test_corrupted_voc_document_is_refused_by_name(doc, kind, data):
             where = str(xml)
             text = xml.read_text()
             if kind == "unknown_class":
-                text = text.replace("</annotation>", "<object><name>unicorn</name></object>"
-                                                     "</annotation>")
+                text = text.replace(
+                    "</annotation>", "<object><name>unicorn</name></object></annotation>"
+                )
                 expected = "unknown VOC class 'unicorn'"
             elif kind == "bad_difficult":
-                text = text.replace("</annotation>", "<object><name>dog</name>"
-                                                     "<difficult>2</difficult></object></annotation>")
+                text = text.replace(
+                    "</annotation>",
+                    "<object><name>dog</name><difficult>2</difficult></object></annotation>",
+                )
                 expected = "<difficult> must be 0 or 1, got '2'"
             elif kind == "other_filename":
                 text = text.replace(f"<filename>{ids[k]}.jpg", "<filename>999999x.jpg")

@@ -96,8 +96,10 @@ def read_coco_instances(ann_file: str | os.PathLike) -> CocoInstances:
             f"{ann_file}:{err.lineno}:{err.colno}: not valid JSON: {err.msg}"
         ) from None
     if not isinstance(doc, dict):
-        raise ValueError(f"{ann_file}: expected a JSON object with images, categories and "
-                         f"annotations, got a {type(doc).__name__}")
+        raise ValueError(
+            f"{ann_file}: expected a JSON object with images, categories and "
+            f"annotations, got a {type(doc).__name__}"
+        )
 
     def table(key: str) -> list:
         if key not in doc:
@@ -124,15 +126,24 @@ def read_coco_instances(ann_file: str | os.PathLike) -> CocoInstances:
         return value
 
     images, cats, anns = table("images"), table("categories"), table("annotations")
-    cat_list = [(field("categories", k, c, "id", int), field("categories", k, c, "name", str))
-                for k, c in enumerate(cats)]
+    cat_list = [
+        (field("categories", k, c, "id", int), field("categories", k, c, "name", str))
+        for k, c in enumerate(cats)
+    ]
     if not cat_list:
         raise ValueError(f"{ann_file}: 'categories' is empty")
-    img_list = [(field("images", k, im, "id", int), field("images", k, im, "file_name", str))
-                for k, im in enumerate(images)]
-    ann_list = [(field("annotations", k, a, "id", int, required=False),
-                 field("annotations", k, a, "image_id", int),
-                 field("annotations", k, a, "category_id", int)) for k, a in enumerate(anns)]
+    img_list = [
+        (field("images", k, im, "id", int), field("images", k, im, "file_name", str))
+        for k, im in enumerate(images)
+    ]
+    ann_list = [
+        (
+            field("annotations", k, a, "id", int, required=False),
+            field("annotations", k, a, "image_id", int),
+            field("annotations", k, a, "category_id", int),
+        )
+        for k, a in enumerate(anns)
+    ]
     for what, values in (
         ("category ids", [c for c, _ in cat_list]),
         ("category names", [n for _, n in cat_list]),
@@ -142,8 +153,9 @@ def read_coco_instances(ann_file: str | os.PathLike) -> CocoInstances:
     ):
         dup = _duplicates(values)
         if dup:
-            raise ValueError(f"{ann_file}: " + _list_problem(f"duplicated {what}", dup)
-                             + "; each must be unique")
+            raise ValueError(
+                f"{ann_file}: " + _list_problem(f"duplicated {what}", dup) + "; each must be unique"
+            )
     file_of = dict(img_list)
     cat_ids = {c for c, _ in cat_list}
     for ann_id, img_id, cid in ann_list:

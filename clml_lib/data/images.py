@@ -85,4 +85,3 @@ class ImageFileDataset(Dataset):
         if self.transform is not None:
             image = self.transform(image)
         return image, self.labels[i].clone()
-

@@ -144,8 +144,12 @@ def check_image_names(names: Sequence[str], what: str = "names") -> None:
     """
     first: dict[str, int] = {}
     for i, name in enumerate(names):
-        if (not isinstance(name, str) or not name or name != name.strip()
-                or any(ch in name for ch in ",\n\r\ufeff")):
+        if (
+            not isinstance(name, str)
+            or not name
+            or name != name.strip()
+            or any(ch in name for ch in ",\n\r\ufeff")
+        ):
             raise ValueError(
                 f"{what}[{i}]: invalid image name {name!r}: names must be non-empty strings, "
                 "without surrounding spaces, commas, line breaks or byte-order marks"
@@ -166,7 +170,7 @@ def _text_lines(path: Path):
     """
     data = path.read_bytes()
     if data.startswith(_BOM):
-        data = data[len(_BOM):]
+        data = data[len(_BOM) :]
     for lineno, raw in enumerate(data.split(b"\n"), start=1):
         try:
             text = raw.decode("utf-8")
@@ -188,7 +192,8 @@ def _refuse_vector_line(tokens: list[str], where: str, num_classes: int) -> None
     if len(tokens) < 2 or len(set(tokens)) == len(tokens) or not set(tokens) <= {"0", "1"}:
         return
     columns = (
-        f"exactly C = {num_classes} columns" if len(tokens) == num_classes
+        f"exactly C = {num_classes} columns"
+        if len(tokens) == num_classes
         else f"{len(tokens)} columns (C = {num_classes})"
     )
     raise ValueError(
@@ -238,7 +243,9 @@ def write_label_list(
     if len(names) != y.shape[0]:
         raise ValueError(f"got {len(names)} names for {y.shape[0]} label rows")
     check_label_codes(
-        y, "labels", row_names=names,
+        y,
+        "labels",
+        row_names=names,
         hint="; a label list cannot store unknown (-1) labels: use to_assume_negative() first",
     )
     check_image_names(names, "names")

@@ -111,9 +111,7 @@ def check_out(
         what = f"an existing file of the dataset under --root {root}; writing would replace it"
     else:
         what = "an existing file"
-    raise ValueError(
-        f"--out {out} is {what}. Choose another --out, or pass --force to replace it"
-    )
+    raise ValueError(f"--out {out} is {what}. Choose another --out, or pass --force to replace it")
 
 
 def decode_check(ds) -> None:
@@ -143,8 +141,11 @@ def layout_report(dataset: str, ds, decoded: bool = False) -> str:
     ``decoded``: whether every image was decoded (:func:`decode_check`); otherwise the report
     says that only the presence of the files was checked.
     """
-    checked = ("all image files present and decoded" if decoded else
-               "all image files present (presence only; --decode-images decodes each one)")
+    checked = (
+        "all image files present and decoded"
+        if decoded
+        else "all image files present (presence only; --decode-images decodes each one)"
+    )
     lines = [f"{dataset}: {len(ds):,} images, {len(ds.classes)} classes, {checked}"]
     if dataset == "coco":
         folder = sum(1 for _ in ds.image_dir.glob("*.jpg"))
@@ -217,15 +218,18 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--setting", required=True, help="full | 75left | 40left | single (or NNleft)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
-        "--out", required=True,
+        "--out",
+        required=True,
         help="output label list file (never an existing file, unless --force)",
     )
     p.add_argument(
-        "--force", action="store_true",
+        "--force",
+        action="store_true",
         help="replace --out if it exists (also an input or a file of the dataset)",
     )
     p.add_argument(
-        "--decode-images", action="store_true",
+        "--decode-images",
+        action="store_true",
         help="decode every image (slow on full datasets); default: check that each file exists",
     )
     p.add_argument(

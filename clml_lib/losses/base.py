@@ -20,7 +20,7 @@ $\lambda_{\text{mean}}=\lambda_{\text{sum}}/(NC)$ (see :func:`equivalent_lambda`
 Unknown labels. Targets may be 1/0 (assume-negative, the reference) or 1/0/-1. A -1 is handled
 by the ``unknown`` policy: ``'negative'`` (default: counted as a negative, the assume-negative
 baseline) or ``'ignore'`` (left out of the sum and of the mean's count).
-"""
+"""  # noqa: E501 (formulas and a table, kept on one line each)
 
 from __future__ import annotations
 
@@ -71,7 +71,9 @@ class MultiLabelLoss(nn.Module):
         """Per-entry loss ``(N, C)`` for float32 logits and 0/1 float targets."""
         raise NotImplementedError
 
-    def forward(self, logits: Tensor, targets: Tensor, epoch: int = 0, *, check_inputs: bool = True) -> Tensor:
+    def forward(
+        self, logits: Tensor, targets: Tensor, epoch: int = 0, *, check_inputs: bool = True
+    ) -> Tensor:
         """Loss of ``logits`` (N, C) against ``targets`` (N, C) in 1/0 or 1/0/-1.
 
         Returns a 0-dim float32 tensor (float64 for float64 logits), computed outside autocast.
@@ -85,7 +87,9 @@ class MultiLabelLoss(nn.Module):
         with torch.autocast(device_type=logits.device.type, enabled=False):
             s = logits.to(cd)  # (N, C)
             t = targets.to(device=logits.device, dtype=cd)  # (N, C)
-            counted = torch.ones_like(t) if self.unknown == "negative" else (t != -1).to(cd)  # (N, C)
+            counted = (
+                torch.ones_like(t) if self.unknown == "negative" else (t != -1).to(cd)
+            )  # (N, C)
             y = (t == 1).to(cd)  # (N, C) unknown -> 0 under 'negative'; masked under 'ignore'
             loss = self.elementwise(s, y, epoch) * counted  # (N, C)
             total = loss.sum()
@@ -101,7 +105,9 @@ def _log_clamped(p: Tensor, eps: float) -> Tensor:
 class BCELoss(MultiLabelLoss):
     r"""Binary cross-entropy $-\sum[y\log p+(1-y)\log(1-p)]$, probabilities clamped at ``eps``."""
 
-    def __init__(self, eps: float = 1e-8, reduction: str = "sum", unknown: str = "negative") -> None:
+    def __init__(
+        self, eps: float = 1e-8, reduction: str = "sum", unknown: str = "negative"
+    ) -> None:
         super().__init__(reduction, unknown)
         self.eps = EPS_RANGE.check("eps", eps)
 
@@ -111,7 +117,8 @@ class BCELoss(MultiLabelLoss):
 
 
 class AsymmetricLoss(MultiLabelLoss):
-    r"""ASL (Ridnik et al. 2021): focusing $\gamma_\pm$ and probability margin ``clip`` on negatives.
+    r"""ASL (Ridnik et al. 2021): focusing $\gamma_\pm$ and probability margin ``clip`` on
+    negatives.
 
     Focal weights carry no gradient (as in the ASL / Hill / CLML code). ``gamma_pos = gamma_neg``
     and ``clip = 0`` give the Focal loss; all zero gives BCE.
@@ -149,7 +156,11 @@ class FocalLoss(AsymmetricLoss):
     r"""Focal loss, $\gamma_+=\gamma_-=\gamma=2$, weight without gradient (ASL implementation)."""
 
     def __init__(
-        self, gamma: float = 2.0, eps: float = 1e-8, reduction: str = "sum", unknown: str = "negative"
+        self,
+        gamma: float = 2.0,
+        eps: float = 1e-8,
+        reduction: str = "sum",
+        unknown: str = "negative",
     ) -> None:
         gamma = GAMMA_RANGE.check("gamma", gamma)  # named as the caller wrote it
         super().__init__(gamma, gamma, 0.0, eps, reduction, unknown)
@@ -229,7 +240,9 @@ BASE_LOSSES = {
 }
 
 
-def make_base_loss(name: str, reduction: str = "sum", unknown: str = "negative", **kwargs) -> MultiLabelLoss:
+def make_base_loss(
+    name: str, reduction: str = "sum", unknown: str = "negative", **kwargs
+) -> MultiLabelLoss:
     """Build a base loss by name: ``'BCE' | 'Focal' | 'ASL' | 'Hill' | 'SPLC'`` (case-insensitive).
 
     Raises:

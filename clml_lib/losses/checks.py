@@ -30,7 +30,9 @@ def check_matrix(x: Tensor, name: str, *, rows: int | None = None, cols: int | N
     if x.shape[1] == 0:
         raise ValueError(f"{name} has no columns, shape {tuple(x.shape)}")
     if rows is not None and x.shape[0] != rows:
-        raise ValueError(f"{name} must have N = {rows} rows (the batch size), got shape {tuple(x.shape)}")
+        raise ValueError(
+            f"{name} must have N = {rows} rows (the batch size), got shape {tuple(x.shape)}"
+        )
     if cols is not None and x.shape[1] != cols:
         raise ValueError(f"{name} must have {cols} columns, got shape {tuple(x.shape)}")
 
@@ -59,7 +61,9 @@ def check_pair(logits: Tensor, labels: Tensor, *, allow_unknown: bool) -> None:
     check_matrix(logits, "logits")
     if not isinstance(labels, Tensor) or tuple(labels.shape) != tuple(logits.shape):
         got = tuple(labels.shape) if isinstance(labels, Tensor) else type(labels).__name__
-        raise ValueError(f"labels must have the shape of logits {tuple(logits.shape)} (N, C), got {got}")
+        raise ValueError(
+            f"labels must have the shape of logits {tuple(logits.shape)} (N, C), got {got}"
+        )
     check_floating(logits, "logits")
     check_label_codes(labels, "labels", allow_unknown=allow_unknown)
 

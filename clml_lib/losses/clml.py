@@ -25,7 +25,7 @@ The four columns of the paper's t-SNE ablation figure are :meth:`CLMLLoss.ablati
 ``'base'`` (base loss alone), ``'low_rank'`` (low-rank term on the *observed* labels),
 ``'correction'`` (label correction alone: it can only act through the base-loss targets, so
 those are corrected; our reading of that column, paper.md Q1) and ``'clml'`` (both).
-"""
+"""  # noqa: E501 (formulas and a table, kept on one line each)
 
 from __future__ import annotations
 
@@ -77,7 +77,8 @@ class LossParts:
 
 
 class CLMLLoss(nn.Module):
-    r"""Base loss + $\lambda\,\mathcal L_{\text{low-rank}}$ on corrected labels (+ optional pairwise term).
+    r"""Base loss + $\lambda\,\mathcal L_{\text{low-rank}}$ on corrected labels (+ optional
+    pairwise term).
 
     Args:
         base_loss: a base-loss module or its name (``'BCE' | 'Focal' | 'ASL' | 'Hill' | 'SPLC'``).
@@ -140,13 +141,18 @@ class CLMLLoss(nn.Module):
         self.correct_base_targets = check_bool("correct_base_targets", correct_base_targets)
         self.pairwise_weight = PAIRWISE_WEIGHT_RANGE.check("pairwise_weight", pairwise_weight)
         self.temperature = TEMPERATURE_RANGE.check("temperature", temperature)
-        self.lambda_placement = check_choice("lambda_placement", lambda_placement, LAMBDA_PLACEMENTS)
+        self.lambda_placement = check_choice(
+            "lambda_placement", lambda_placement, LAMBDA_PLACEMENTS
+        )
         if correct_base_targets and not use_correction:
             raise ValueError("correct_base_targets=True needs use_correction=True")
 
     @classmethod
-    def ablation(cls, name: str, base_loss: MultiLabelLoss | nn.Module | str = "BCE", **kwargs) -> "CLMLLoss":
-        """One column of the paper's t-SNE ablation: ``'base' | 'low_rank' | 'correction' | 'clml'``.
+    def ablation(
+        cls, name: str, base_loss: MultiLabelLoss | nn.Module | str = "BCE", **kwargs
+    ) -> "CLMLLoss":
+        """One column of the paper's t-SNE ablation:
+        ``'base' | 'low_rank' | 'correction' | 'clml'``.
 
         Raises:
             ValueError: unknown name, or ``kwargs`` that contradict the column's switches.
@@ -162,7 +168,9 @@ class CLMLLoss(nn.Module):
         """Total loss (0-dim). See :meth:`forward_parts`."""
         return self.forward_parts(logits, features, labels, epoch).total
 
-    def forward_parts(self, logits: Tensor, features: Tensor, labels: Tensor, epoch: int = 0) -> LossParts:
+    def forward_parts(
+        self, logits: Tensor, features: Tensor, labels: Tensor, epoch: int = 0
+    ) -> LossParts:
         """Compute every part of the loss for one batch.
 
         Args:
@@ -179,7 +187,9 @@ class CLMLLoss(nn.Module):
             )
         else:
             with torch.no_grad():
-                corrected = (labels == 1).to(torch.float64 if logits.dtype == torch.float64 else torch.float32)
+                corrected = (labels == 1).to(
+                    torch.float64 if logits.dtype == torch.float64 else torch.float32
+                )
                 mined = torch.zeros_like(corrected, dtype=torch.bool)
         targets = corrected if self.correct_base_targets else labels
         if isinstance(self.base_loss, MultiLabelLoss):  # our losses take the epoch (SPLC uses it)
@@ -203,7 +213,9 @@ class CLMLLoss(nn.Module):
 
     def extra_repr(self) -> str:
         return (
-            f"lambda_={self.lambda_}, tau={self.tau}, start_epoch={self.start_epoch}, delta={self.delta}, "
+            f"lambda_={self.lambda_}, tau={self.tau}, start_epoch={self.start_epoch}, "
+            f"delta={self.delta}, "
             f"use_clml={self.use_clml}, use_correction={self.use_correction}, "
-            f"correct_base_targets={self.correct_base_targets}, pairwise_weight={self.pairwise_weight}"
+            f"correct_base_targets={self.correct_base_targets}, "
+            f"pairwise_weight={self.pairwise_weight}"
         )

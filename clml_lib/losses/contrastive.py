@@ -56,7 +56,8 @@ def label_contrastive_loss(
         temperature: $T > 0$.
         negatives: optional bool/0-1 mask ``(N, C)`` of entries that may serve as negatives
             (e.g. known negatives of a 1/0/-1 matrix); default: every $\hat y_{jk}=0$.
-        check_inputs: validate the tensors (shapes, codes, NaN/inf; each costs a host sync on a GPU).
+        check_inputs: validate the tensors (shapes, codes, NaN/inf; each costs a host sync on a
+            GPU).
             ``CLMLLoss`` validates a batch once and passes False.
 
     Returns:
@@ -79,12 +80,15 @@ def label_contrastive_loss(
         else:
             if tuple(negatives.shape) != tuple(labels.shape):
                 raise ValueError(
-                    f"negatives must have the shape of labels {tuple(labels.shape)}, got {tuple(negatives.shape)}"
+                    f"negatives must have the shape of labels {tuple(labels.shape)}, "
+                    f"got {tuple(negatives.shape)}"
                 )
             check_label_codes(negatives, "negatives")
             Neg = negatives.to(device=features.device, dtype=cd)  # (N, C)
             if bool(((Neg > 0) & (Y > 0)).any()):
-                raise ValueError("negatives overlaps labels: an entry cannot be both positive and negative")
+                raise ValueError(
+                    "negatives overlaps labels: an entry cannot be both positive and negative"
+                )
         Zn = F.normalize(features.to(cd), dim=1)  # (N, D) unit rows (all-zero rows stay 0)
         A = Zn @ Zn.T / temperature  # (N, N) a_ij
         A = A - A.max(dim=1, keepdim=True).values.detach()  # (N, N) row max for stability
@@ -97,7 +101,9 @@ def label_contrastive_loss(
         # sum_p a_ip - |P| log(denominator), for every anchor i and label k
         sum_pos = (A * not_self) @ Y  # (N, C)
         log_denom = torch.log(torch.where(valid, denom, torch.ones_like(denom)))  # (N, C)
-        ell = -(sum_pos - n_pos * log_denom) / torch.where(valid, n_pos, torch.ones_like(n_pos))  # (N, C)
+        ell = -(sum_pos - n_pos * log_denom) / torch.where(
+            valid, n_pos, torch.ones_like(n_pos)
+        )  # (N, C)
         n_valid = valid.sum()
         if int(n_valid) == 0:
             return (A * 0.0).sum()  # no anchor has a positive: zero, still differentiable

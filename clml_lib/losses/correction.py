@@ -56,7 +56,8 @@ def mine_false_negatives(
         encoding: ``'assume_negative'`` (every 0 may be mined), ``'ternary'`` (only -1 may be
             mined), or ``'auto'`` (ternary when a -1 is present, else assume-negative). Pass
             ``'ternary'`` for a fully-known 1/0/-1 matrix so that its 0s stay negatives.
-        check_inputs: validate the tensors (shapes, codes, NaN/inf; each costs a host sync on a GPU).
+        check_inputs: validate the tensors (shapes, codes, NaN/inf; each costs a host sync on a
+            GPU).
             ``CLMLLoss`` validates a batch once and passes False.
 
     Returns:
