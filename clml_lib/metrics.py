@@ -1,7 +1,7 @@
 """Multi-label evaluation metrics: mAP (as the reference computes it), per-class AP, and the
 threshold metrics CP / CR / CF1 / OP / OR / OF1.
 
-Conventions (the decisions taken here, see paper.md section 6 item 13 and field.md section 5):
+Conventions (the decisions taken here, see docs/method.md §6 item 13 and docs/evaluation.md §5):
 
 * **mAP** is the mean over classes of the per-class average precision, where the AP of class ``c``
   is the mean, over the positives of ``c``, of the precision at that positive's rank when the

@@ -218,7 +218,7 @@ def test_grad_scaler_leaves_clml_gradient_unchanged():
 
 
 def test_official_style_gradient_is_divided_by_the_loss_scale():
-    """The defect of paper.md 5.5, measured: the official-style backward loses the scale."""
+    """The defect of docs/method.md §5.5, measured: the official-style backward loses the scale."""
     crit = lambda z, y: official_style_low_rank(z, y)  # noqa: E731
     plain = _grad_after(crit, use_scaler=False)
     scaled = _grad_after(crit, use_scaler=True)

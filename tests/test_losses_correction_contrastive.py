@@ -1,4 +1,4 @@
-"""Label correction (paper.md 2.1) and the pairwise per-label contrastive loss (2.2)."""
+"""Label correction (docs/method.md §2.1) and the pairwise per-label contrastive loss (2.2)."""
 
 import math
 

@@ -1,7 +1,8 @@
 """Missing-label simulation, split statistics and the two label encodings.
 
-Protocol (paper.md 3.1, field.md 1.4 and 4): the reference splits were made from the full COCO
-labels by randomly dropping *positive* labels while every image keeps at least one:
+Protocol (docs/method.md §3.1, docs/evaluation.md §1.4 and §4): the reference splits were made
+from the full COCO labels by randomly dropping *positive* labels while every image keeps at least
+one:
 241,035 -> 181,422 (75% left) -> 96,251 (40% left) positives over 82,081 images, plus a
 single-positive split. The generating script and seed were never released, and the released
 files are not nested. ``simulate_missing`` rebuilds the recipe, seeded, and by default nested.
@@ -64,7 +65,7 @@ def simulate_missing(
 ) -> torch.Tensor:
     """Drop positive labels at random to simulate a missing-label split (1/0 encoding).
 
-    Settings (the reference splits, paper.md 3.1):
+    Settings (the reference splits, docs/method.md §3.1):
 
     * ``'full'``: the labels unchanged (a copy).
     * ``'75left'`` / ``'40left'`` (or any ``'NNleft'``): keep ``round(f * P)`` of the P
@@ -81,7 +82,7 @@ def simulate_missing(
 
     Nesting: with ``nested=True`` every setting uses the same keys for a seed, so
     ``single <= 40left <= 75left <= full`` element-wise (the released reference files are *not*
-    nested, field.md 1.4). With ``nested=False`` each setting draws its own keys.
+    nested, docs/evaluation.md §1.4). With ``nested=False`` each setting draws its own keys.
 
     Args:
         labels: ground truth (N, C) with values 0/1 (tensor or array).

@@ -1,9 +1,11 @@
 """NUS-WIDE (81 concepts) as a multi-label dataset, with images listed by a label list.
 
 NUS-WIDE has no single canonical image release (the original Flickr URLs have died; papers use
-the ASL 70/30 split, Cole et al.'s re-crawl, or the official ``Flickr.zip``: field.md 5), so the
-dataset is defined by a label list such as the CLML repository's ``nus_train_full.txt`` /
-``nus_val.txt`` (``0001_2124494179.jpg, 13 24``). Layout::
+the ASL 70/30 split, Cole et al.'s re-crawl, or the official ``Flickr.zip``: docs/evaluation.md
+§5), so the dataset is defined by a label list such as the CLML repository's
+``nus_train_full.txt`` / ``nus_val.txt`` (``0001_2124494179.jpg, 13 24``). A NUS-WIDE style
+``*_labels.txt`` row of 81 zeros and ones is not a label list: ``read_label_list`` refuses such a
+line with ``file:line`` (it would otherwise read as the classes {0, 1}). Layout::
 
     root/images/<name from the list>      (or root/<name> when root/images does not exist)
 

@@ -1,8 +1,8 @@
 """A dataset with observed (partial) labels served next to the hidden ground truth.
 
 Training sees only ``observed`` (e.g. ``simulate_missing(base.labels, '40left', seed)``); the
-truth rides along so that label correction (false-negative mining, paper.md 2.1) can be scored:
-how many of the labels it adds are real positives.
+truth rides along so that label correction (false-negative mining, docs/method.md §2.1) can be
+scored: how many of the labels it adds are real positives.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-r"""The CLML loss family (paper.md section 2).
+r"""The CLML loss family (docs/method.md §2).
 
 * :func:`correct_labels`, :func:`mine_false_negatives`: false-negative mining (2.1).
 * :func:`label_contrastive_loss`: per-label positives and negatives of an anchor (2.2).

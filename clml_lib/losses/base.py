@@ -1,4 +1,4 @@
-r"""Base multi-label losses that CLML is added to (paper.md section 2.4), written from their
+r"""Base multi-label losses that CLML is added to (docs/method.md §2.4), written from their
 formulas with the reference hyper-parameters.
 
 Notation: logits $s$, $p=\sigma(s)$, targets $y\in\{0,1\}$, summed over batch and classes.

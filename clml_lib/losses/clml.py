@@ -1,4 +1,4 @@
-r"""``CLMLLoss``: a base multi-label loss plus the CLML term (paper.md section 2.4).
+r"""``CLMLLoss``: a base multi-label loss plus the CLML term (docs/method.md §2.4).
 
 $$
 \mathcal L=\mathcal L_{\text{base}}(\mathbf S,\mathbf y)
@@ -6,12 +6,12 @@ $$
 \;\big[+\,w_{\text{pair}}\,\mathcal L_{\text{pair}}(\mathbf Z,\hat{\mathbf Y})\big]
 $$
 
-Decisions (paper.md section 6), each a constructor argument:
+Decisions (docs/method.md §6), each a constructor argument:
 
 * Q1 loss form: default = the boxed nuclear-norm objective on corrected labels (code + figure);
   the explicit pairwise term of the abstract is an option (``pairwise_weight``, default 0).
 * Q2 gradients: true (sub)gradients through autograd, so ``GradScaler`` scales them like the base
-  loss (the official custom backward does not, paper.md 5.5).
+  loss (the official custom backward does not, docs/method.md §5.5).
 * Q3 $\lambda$ placement: ``lambda_placement='2023'`` (default,
   $\lambda(\sum-\lVert\mathbf Z\rVert_*)/N$) or ``'2022'`` ($\lambda(\sum-\lambda\lVert\mathbf Z\rVert_*)/N$);
   identical at $\lambda=1$. The base loss is summed as in the reference; with
@@ -24,7 +24,7 @@ Decisions (paper.md section 6), each a constructor argument:
 The four columns of the paper's t-SNE ablation figure are :meth:`CLMLLoss.ablation`:
 ``'base'`` (base loss alone), ``'low_rank'`` (low-rank term on the *observed* labels),
 ``'correction'`` (label correction alone: it can only act through the base-loss targets, so
-those are corrected; our reading of that column, paper.md Q1) and ``'clml'`` (both).
+those are corrected; our reading of that column, docs/method.md §6, Q1) and ``'clml'`` (both).
 """  # noqa: E501 (formulas and a table, kept on one line each)
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-r"""The explicit, pairwise reading of the abstract (paper.md section 2.2): a per-label
+r"""The explicit, pairwise reading of the abstract (docs/method.md §2.2): a per-label
 supervised contrastive loss.
 
 For an anchor $i$ and each label $k$ it carries after correction ($\hat y_{ik}=1$):
@@ -19,7 +19,7 @@ $$
 $$
 
 with $\mathcal V$ the (anchor, label) pairs that have at least one positive. This term is not in
-the official code (paper.md 5.1); it is offered as a teaching object and an ablation option
+the official code (docs/method.md §5.1); it is offered as a teaching object and an ablation option
 (``CLMLLoss(pairwise_weight=...)``).
 
 Numerical guards (as in SupContrast): the row maximum is subtracted before ``exp``; self-pairs are

@@ -1,4 +1,4 @@
-r"""Label correction: false-negative mining (paper.md section 2.1).
+r"""Label correction: false-negative mining (docs/method.md §2.1).
 
 $$
 \hat y_{ik}=\begin{cases}1,& y_{ik}=1\\
@@ -6,7 +6,7 @@ $$
 0,&\text{otherwise}\end{cases}
 $$
 
-Decisions (paper.md section 6, question 6), all as in the official code:
+Decisions (docs/method.md §6, question 6), all as in the official code:
 
 * strict ``>`` against $\tau$; recomputed from the current logits at every call; detached
   (no gradient flows through $\hat{\mathbf Y}$); correction only ever adds positives;
@@ -103,7 +103,8 @@ def correct_labels(
     start_epoch: int = 1,
     encoding: str = "auto",
 ) -> Tensor:
-    r"""Corrected 0/1 labels $\hat{\mathbf Y}$ (paper.md 2.1); see :func:`mine_false_negatives`.
+    r"""Corrected 0/1 labels $\hat{\mathbf Y}$ (docs/method.md §2.1); see
+    :func:`mine_false_negatives`.
 
     Shapes: logits and labels ``(N, C)``; returns ``(N, C)`` 0/1 floats without gradient.
     """
