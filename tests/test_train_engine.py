@@ -1,5 +1,6 @@
 """clml_lib.train.fit on the teaching set (CPU): metrics.json schema, validation before training,
-and the kill-and-resume test (SIGKILL mid-epoch, resume, final metrics equal an uninterrupted run's).
+and the kill-and-resume test (SIGKILL mid-epoch, resume, final metrics equal an uninterrupted
+run's).
 """
 
 from __future__ import annotations
@@ -11,8 +12,8 @@ import signal
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -25,7 +26,8 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 #: a teaching run of a few seconds
 TINY = dict(dataset="teaching", backbone="tiny_cnn", image_size=32, num_train_images=160,
             batch_size=32, epochs=3, stop_epoch=-1, lr=2e-3, ema_decay=0.9, weight_decay=1e-4,
-            setting="40left", max_eval_batches=2, progress=False, augment=True, seed=0)
+            setting="40left", max_eval_batches=2, progress=False, augment=True, seed=0,
+            resume=True)
 
 EPOCH_KEYS = {"epoch", "lr", "steps", "time_s", "train", "mined", "val", "test"}
 SUMMARY_KEYS = {"selected_epoch", "selected_model", "val_mAP", "test_mAP", "best_test_mAP",
@@ -62,7 +64,8 @@ def _check_schema(doc: dict, cfg: TrainConfig) -> None:
     sel = doc["epochs"][s["selected_epoch"]]
     assert s["val_mAP"] == max(max(e["val"]["mAP"], e["val"]["mAP_ema"]) for e in doc["epochs"])
     assert s["test_mAP"] == sel["test"]["mAP" if s["selected_model"] == "raw" else "mAP_ema"]
-    assert s["best_test_mAP"] == max(max(e["test"]["mAP"], e["test"]["mAP_ema"]) for e in doc["epochs"])
+    assert s["best_test_mAP"] == max(max(e["test"]["mAP"], e["test"]["mAP_ema"])
+                                     for e in doc["epochs"])
 
 
 def test_fit_writes_valid_metrics(tmp_path):
@@ -74,10 +77,12 @@ def test_fit_writes_valid_metrics(tmp_path):
     assert json.loads((tmp_path / "run" / "config.json").read_text()) == cfg.to_dict()
     assert (tmp_path / "run" / "checkpoint.pt").is_file()
     # without CLML the low-rank part is exactly 0 and nothing is mined
-    cfg2 = cfg.replace(use_clml=False, correction=False, stop_epoch=0, out_dir=str(tmp_path / "base"))
+    cfg2 = cfg.replace(use_clml=False, use_correction=False, stop_epoch=0,
+                       out_dir=str(tmp_path / "base"))
     fit(cfg2)
     doc2 = json.loads((tmp_path / "base" / "metrics.json").read_text())
-    assert doc2["epochs"][0]["train"]["low_rank"] == 0.0 and doc2["epochs"][0]["mined"]["count"] == 0
+    assert doc2["epochs"][0]["train"]["low_rank"] == 0.0
+    assert doc2["epochs"][0]["mined"]["count"] == 0
     assert doc2["summary"]["finished"] is True and doc2["summary"]["epochs_run"] == 1
     # a later stop_epoch resumes the run and trains only the new epoch
     s3 = fit(cfg2.replace(stop_epoch=1))
@@ -97,7 +102,7 @@ def test_amp_runs_finite(tmp_path, amp):
     e = doc["epochs"][0]
     assert e["steps"] == 2 and all(math.isfinite(v) for v in e["train"].values())
     assert e["train"]["low_rank"] > 0  # the CLML term is on and finite under autocast
-    ck = torch.load(tmp_path / amp / "checkpoint.pt", weights_only=False)
+    ck = torch.load(tmp_path / amp / "checkpoint.pt", weights_only=True)
     assert ck["scaler"].get("scale") is not None if amp == "fp16" else True
 
 
@@ -109,7 +114,8 @@ def test_cli_print_config_and_errors(tmp_path):
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     cfg = json.loads(res.stdout)
-    assert (cfg["lr"], cfg["use_clml"], cfg["epochs"], cfg["backbone"]) == (1e-3, False, 4, "tiny_cnn")
+    got = (cfg["lr"], cfg["use_clml"], cfg["epochs"], cfg["backbone"])
+    assert got == (1e-3, False, 4, "tiny_cnn")
     res = subprocess.run(cmd[:-1] + ["lamda_=2"], capture_output=True, text=True, timeout=120)
     assert res.returncode == 2 and "did you mean 'lambda_'" in res.stderr
 
@@ -170,7 +176,8 @@ def _run(cfg: dict, env_extra: dict | None = None, wait: bool = True):
     args = [sys.executable, "-c", _RUNNER, json.dumps(cfg)]
     if wait:
         return subprocess.run(args, env=env, capture_output=True, text=True, timeout=180)
-    return subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
 
 
 def _strip_times(doc: dict) -> dict:
@@ -185,7 +192,8 @@ def test_kill_and_resume_equals_uninterrupted(tmp_path):
     cfg = {**TINY, "epochs": 3}
     full = _run({**cfg, "out_dir": str(tmp_path / "full")}, wait=False)  # runs alongside
     marker = tmp_path / "marker"
-    proc = _run({**cfg, "out_dir": str(tmp_path / "killed")}, {"CLML_TEST_MARKER": str(marker)}, wait=False)
+    proc = _run({**cfg, "out_dir": str(tmp_path / "killed")}, {"CLML_TEST_MARKER": str(marker)},
+                wait=False)
     deadline = time.time() + 150
     while not marker.exists():
         assert proc.poll() is None, proc.stderr.read()[-3000:]
@@ -194,7 +202,7 @@ def test_kill_and_resume_equals_uninterrupted(tmp_path):
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     killed = tmp_path / "killed"
-    ck = torch.load(killed / "checkpoint.pt", weights_only=False)
+    ck = torch.load(killed / "checkpoint.pt", weights_only=True)
     assert ck["epoch"] == 0  # only epoch 0 was saved: epoch 1 was interrupted
     partial = json.loads((killed / "metrics.json").read_text())
     assert partial["summary"]["finished"] is False and partial["summary"]["epochs_run"] == 1
@@ -208,8 +216,8 @@ def test_kill_and_resume_equals_uninterrupted(tmp_path):
     b = _strip_times(json.loads((killed / "metrics.json").read_text()))
     assert a == b  # exact equality: losses, mAPs, per-class AP, selection
     # the final weights are bit-identical too
-    wa = torch.load(tmp_path / "full" / "checkpoint.pt", weights_only=False)
-    wb = torch.load(killed / "checkpoint.pt", weights_only=False)
+    wa = torch.load(tmp_path / "full" / "checkpoint.pt", weights_only=True)
+    wb = torch.load(killed / "checkpoint.pt", weights_only=True)
     for k, v in wa["model"].items():
         assert torch.equal(v, wb["model"][k]), k
     for k, v in wa["ema"]["module"].items():
@@ -231,7 +239,8 @@ def test_run_data_coco_label_list_and_voc(tmp_path):
     single[torch.arange(len(full)), full.labels.argmax(1)] = 1
     lst = tmp_path / "coco_single.txt"
     write_label_list(lst, full.names, single)
-    base = dict(dataset="coco", data_root=str(root), image_size=32, val_fraction=0.2, out_dir=str(tmp_path))
+    base = dict(dataset="coco", data_root=str(root), image_size=32, val_fraction=0.2,
+                out_dir=str(tmp_path))
     data = build_run_data(TrainConfig.from_dict({**base, "label_list": str(lst)}))
     assert len(data.train) == 16 and len(data.val) == 4 and len(data.test) == 6
     assert data.info["setting"] == "label_list:coco_single.txt"
@@ -252,8 +261,10 @@ def test_run_data_coco_label_list_and_voc(tmp_path):
     with pytest.raises(FileNotFoundError, match="label_list not found"):
         build_run_data(TrainConfig.from_dict({**base, "label_list": str(tmp_path / "no.txt")}))
 
-    objects = {f"{i:06d}": [("dog", 0), ("cat", i % 2)] if i % 3 else [("person", 0)] for i in range(12)}
-    make_voc_tree(tmp_path / "voc", objects, {"trainval": list(objects)[:8], "test": list(objects)[8:]})
+    objects = {f"{i:06d}": [("dog", 0), ("cat", i % 2)] if i % 3 else [("person", 0)]
+               for i in range(12)}
+    make_voc_tree(tmp_path / "voc", objects,
+                  {"trainval": list(objects)[:8], "test": list(objects)[8:]})
     voc = build_run_data(TrainConfig.from_dict(
         {**base, "dataset": "voc", "data_root": str(tmp_path / "voc"), "setting": "single"}))
     assert len(data.classes) == 80 and len(voc.classes) == 20

@@ -1,5 +1,5 @@
 """clml_lib.train building blocks: optimiser groups, OneCycle, EMA, atomic checkpoints, samplers,
-throughput benchmark."""
+the one training step, throughput benchmark."""
 
 import json
 import math
@@ -7,12 +7,13 @@ import math
 import pytest
 import torch
 
+from clml_lib.atomic import atomic_write_json
+from clml_lib.losses import CLMLLoss
 from clml_lib.models import build_model
 from clml_lib.train.bench import training_throughput
 from clml_lib.train.checkpoint import (
     CHECKPOINT_FORMAT,
     REQUIRED_KEYS,
-    atomic_write_json,
     load_checkpoint,
     save_checkpoint,
 )
@@ -20,6 +21,8 @@ from clml_lib.train.distributed import EpochShuffleSampler, ShardSampler
 from clml_lib.train.ema import ModelEMA
 from clml_lib.train.engine import summarize
 from clml_lib.train.optim import build_optimizer, build_scheduler, parameter_groups
+from clml_lib.train.state import TrainState
+from clml_lib.train.step import train_step
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -59,7 +62,8 @@ def test_onecycle_matches_reference_shape():
         sched.step()
     assert lrs[0] == pytest.approx(4e-6)  # max_lr / 25
     assert max(lrs) == pytest.approx(1e-4) and lrs.index(max(lrs)) in (159, 160)  # peak at epoch 16
-    assert lrs[26 * 10 - 1] == pytest.approx(9.4e-5, rel=0.01)  # ~94% of max when the reference stops
+    # ~94% of max when the reference stops
+    assert lrs[26 * 10 - 1] == pytest.approx(9.4e-5, rel=0.01)
 
 
 def test_ema_updates_params_and_buffers():
@@ -134,7 +138,8 @@ def test_summarize_selection_and_gap():
         {"epoch": 2, "val": {"mAP": 56.0, "mAP_ema": 54.0}, "test": {"mAP": 53.0, "mAP_ema": 55.0}},
     ]
     s = summarize(hist, last_epoch=2)
-    assert (s["selected_epoch"], s["selected_model"], s["val_mAP"], s["test_mAP"]) == (1, "ema", 57.0, 50.0)
+    got = (s["selected_epoch"], s["selected_model"], s["val_mAP"], s["test_mAP"])
+    assert got == (1, "ema", 57.0, 50.0)
     assert (s["best_test_epoch"], s["best_test_model"], s["best_test_mAP"]) == (2, "ema", 55.0)
     assert s["optimism_gap"] == pytest.approx(5.0) and s["finished"] and s["epochs_run"] == 3
     assert not summarize(hist[:2], last_epoch=2)["finished"]
@@ -146,3 +151,32 @@ def test_training_throughput_cpu():
     assert math.isfinite(ips) and ips > 0
     with pytest.raises(ValueError, match="amp must be"):
         training_throughput(amp="fp8", device="cpu")
+
+
+def test_train_step_equals_the_step_written_out():
+    """train_step = forward, CLMLLoss, backward, Adam step, OneCycle step, EMA update."""
+    torch.manual_seed(0)
+    x = torch.rand(8, 3, 32, 32)
+    y = (torch.rand(8, 5) < 0.4).float()
+    crit = CLMLLoss("BCE", use_clml=True, use_correction=True, start_epoch=0, tau=0.3)
+
+    def fresh() -> TrainState:
+        torch.manual_seed(1)
+        return TrainState.create(build_model("tiny_cnn", 5), lr=1e-3, weight_decay=1e-4,
+                                 ema_decay=0.5, epochs=1, steps_per_epoch=4, amp="none")
+
+    a, b = fresh(), fresh()
+    parts = train_step(a, crit, x, y, epoch=1)
+    logits, feats = b.model(x)  # by hand
+    total = crit(logits.float(), feats, y, epoch=1)
+    b.optimizer.zero_grad()
+    total.backward()
+    b.optimizer.step()
+    b.scheduler.step()
+    b.ema.update(b.model)
+    assert torch.equal(parts.total.detach(), total.detach())
+    for (k, va), vb in zip(a.model.state_dict().items(), b.model.state_dict().values()):
+        assert torch.equal(va, vb), k
+    for (k, va), vb in zip(a.ema.module.state_dict().items(), b.ema.module.state_dict().values()):
+        assert torch.equal(va, vb), k
+    assert a.lr == b.lr != 0

@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from ..atomic import atomic_torch_save, atomic_write_json  # noqa: F401  (re-exported for callers)
+from ..atomic import atomic_torch_save
 
 CHECKPOINT_FORMAT = "clml-train-checkpoint-v2"
 REQUIRED_KEYS = ("format", "epoch", "config", "model", "ema", "optimizer", "scheduler", "scaler",

@@ -13,6 +13,8 @@
   validation split, Protocol B of docs/evaluation.md). ``num_train_images`` (0 = all) first keeps
   a seeded random subset of the training images (the teaching set instead generates that many
   images).
+* **Paths.** ``data_root`` and ``label_list`` are read through :meth:`TrainConfig.path` (a
+  relative path is taken from the project root, whatever the working directory).
 * **Per dataset** (``data_root`` layouts are those of :mod:`clml_lib.data`):
 
   - ``teaching``: generated ``train`` / ``test`` splits (``label_list`` not supported);
@@ -123,13 +125,13 @@ def _teaching(cfg: TrainConfig, train_tf, eval_tf):
 def _coco(cfg: TrainConfig, train_tf, eval_tf):
     """COCO-2014: train2014 (optionally the images and labels of a reference split file),
     val2014."""
-    lst = cfg.label_list or None
-    if lst is not None and not Path(lst).is_file():
+    root, lst = cfg.path("data_root"), cfg.path("label_list")
+    if lst is not None and not lst.is_file():
         raise FileNotFoundError(f"label_list not found: {lst}")
-    train = CocoMultiLabel(cfg.data_root, "train", label_list=lst, transform=train_tf)
-    train_eval = CocoMultiLabel(cfg.data_root, "train", label_list=lst, transform=eval_tf,
+    train = CocoMultiLabel(root, "train", label_list=lst, transform=train_tf)
+    train_eval = CocoMultiLabel(root, "train", label_list=lst, transform=eval_tf,
                                 verify_files=False)
-    test = CocoMultiLabel(cfg.data_root, "val", transform=eval_tf)
+    test = CocoMultiLabel(root, "val", transform=eval_tf)
     if lst is None:
         return train, train_eval, test, train.labels, None
     return train, train_eval, test, train.true_labels, train.labels  # truth, observed
@@ -138,17 +140,18 @@ def _coco(cfg: TrainConfig, train_tf, eval_tf):
 def _voc(cfg: TrainConfig, train_tf, eval_tf):
     """VOC 2007: trainval for training, test for testing (difficult objects count as positive)."""
     kw = dict(year="2007")
-    train = VOCMultiLabel(cfg.data_root, image_set="trainval", transform=train_tf, **kw)
-    train_eval = VOCMultiLabel(cfg.data_root, image_set="trainval", transform=eval_tf,
+    root = cfg.path("data_root")
+    train = VOCMultiLabel(root, image_set="trainval", transform=train_tf, **kw)
+    train_eval = VOCMultiLabel(root, image_set="trainval", transform=eval_tf,
                                verify_files=False, **kw)
-    test = VOCMultiLabel(cfg.data_root, image_set="test", transform=eval_tf, **kw)
+    test = VOCMultiLabel(root, image_set="test", transform=eval_tf, **kw)
     return train, train_eval, test, train.labels, _observed_by_name(cfg, train)
 
 
 def _nus(cfg: TrainConfig, train_tf, eval_tf):
     """NUS-WIDE: data_root holds nus_train_full.txt (training images, full labels) and
     nus_val.txt (test list), images under data_root/images/ or data_root/."""
-    root = Path(cfg.data_root)
+    root = cfg.path("data_root")
     lists = {name: root / name for name in ("nus_train_full.txt", "nus_val.txt")}
     for name, path in lists.items():
         if not path.is_file():
@@ -168,9 +171,9 @@ _BUILDERS = {"teaching": _teaching, "coco": _coco, "voc": _voc, "nus": _nus}
 
 def _observed_by_name(cfg: TrainConfig, base) -> torch.Tensor | None:
     """Observed labels of ``base``'s images (matched by file name) from ``cfg.label_list``."""
-    if not cfg.label_list:
+    path = cfg.path("label_list")
+    if path is None:
         return None
-    path = Path(cfg.label_list)
     if not path.is_file():
         raise FileNotFoundError(f"label_list not found: {path}")
     names, labels = read_label_list(path, len(base.classes))

@@ -63,7 +63,6 @@ from ..atomic import atomic_torch_save, atomic_write_json
 from ..losses import CLMLLoss
 from ..metrics import mean_average_precision, mined_label_quality, threshold_metrics
 from ..models import build_model
-from ..paths import resolve
 from ..seed import reseed, rng_state, seed_everything, seed_for, set_rng_state
 from .batches import TensorBatches
 from .checkpoint import CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint
@@ -340,7 +339,7 @@ def fit(cfg: TrainConfig | dict) -> dict[str, Any]:
     cfg.validate()
     info = init_distributed(cfg.device)
     try:
-        out_dir = resolve(cfg.out_dir)
+        out_dir = cfg.path("out_dir")
         if not info.is_main:
             return _fit(cfg, info, out_dir)
         check_out_dir(out_dir)
@@ -359,9 +358,8 @@ def _setup(cfg: TrainConfig, info: DistInfo, out_dir: Path) -> tuple[_Run, dict 
     ckpt = _read_resume_checkpoint(cfg, out_dir, info)
     seed_everything(cfg.seed, cfg.deterministic)
     data = build_run_data(cfg)
-    weights = cfg.weights_path  # relative: from the project root, like out_dir
-    if weights and weights.lower() != "imagenet":
-        weights = str(resolve(weights))
+    path = cfg.path("weights_path")  # None for "" (random init) and "imagenet"
+    weights = cfg.weights_path if path is None else str(path)
     model = build_model(cfg.backbone, len(data.classes), weights).to(info.device)
     per_rank_batch = cfg.batch_size // info.world_size
     sampler = EpochShuffleSampler(len(data.train), cfg.seed, info.rank, info.world_size)
