@@ -27,7 +27,9 @@ def random_batch(N, D, C, p=0.3, seed=0):
     return Z, Y
 
 
-@pytest.mark.parametrize("N,D,C", [(4, 8, 3), (16, 32, 6), (33, 64, 12), (64, 256, 20), (24, 10, 5)])
+@pytest.mark.parametrize(
+    "N,D,C", [(4, 8, 3), (16, 32, 6), (33, 64, 12), (64, 256, 20), (24, 10, 5)]
+)
 def test_value_and_gradient_match_float64_autograd(N, D, C):
     Z, Y = random_batch(N, D, C, seed=N)
     Z1 = Z.clone().requires_grad_(True)
@@ -139,7 +141,9 @@ def test_nuclear_norm_value_gradient_and_zero():
     (g,) = torch.autograd.grad(v, A)
     U, S, Vh = torch.linalg.svd(A.detach(), full_matrices=False)
     torch.testing.assert_close(g, U @ Vh)
-    assert torch.autograd.gradcheck(nuclear_norm, (torch.randn(4, 6, dtype=torch.float64, requires_grad=True),))
+    assert torch.autograd.gradcheck(
+        nuclear_norm, (torch.randn(4, 6, dtype=torch.float64, requires_grad=True),)
+    )
     Z0 = torch.zeros(3, 4, requires_grad=True)
     nuclear_norm(Z0).backward()
     assert torch.all(Z0.grad == 0)
@@ -196,3 +200,65 @@ def test_bad_inputs_raise_clear_errors(features, labels, match):
 def test_negative_delta_rejected():
     with pytest.raises(ValueError, match="delta must be >= 0"):
         low_rank_loss(torch.randn(3, 2), torch.ones(3, 1), delta=-1.0)
+
+
+def test_size_groups_cover_every_present_label_once():
+    from clml_lib.losses.nuclear import _size_buckets
+
+    counts = [0, 1, 2, 3, 4, 5, 16, 17, 64, 1, 0, 9]
+    groups = _size_buckets(counts)
+    # single members alone; 2-4, 5-16, 17-64 grouped and padded to the group's largest count
+    assert groups == [(1, [1, 9]), (4, [2, 3, 4]), (16, [5, 6, 11]), (64, [7, 8])]
+
+
+def test_padded_groups_match_float64_autograd():
+    # labels with 1..40 members, so every group holds labels of different counts (padding)
+    g = torch.Generator().manual_seed(11)
+    N, D = 48, 96
+    Z = torch.randn(N, D, generator=g, dtype=torch.float64)
+    counts = [1, 2, 3, 4, 5, 7, 11, 16, 17, 23, 40, 1]
+    Y = torch.zeros(N, len(counts), dtype=torch.float64)
+    for k, n in enumerate(counts):
+        Y[torch.randperm(N, generator=g)[:n], k] = 1
+    Z1, Z2 = Z.clone().requires_grad_(), Z.clone().requires_grad_()
+    ours, ref = low_rank_loss(Z1, Y, delta=2.0), autograd_reference(Z2, Y, delta=2.0)
+    (g1,) = torch.autograd.grad(ours, Z1)
+    (g2,) = torch.autograd.grad(ref, Z2)
+    torch.testing.assert_close(ours, ref, rtol=1e-9, atol=0)
+    torch.testing.assert_close(g1, g2, rtol=1e-7, atol=1e-10)
+
+
+def test_official_route_matches_float64_reference_and_ignores_grad_output():
+    from clml_lib.losses.official import official_numpy_value_grad, official_route_low_rank
+
+    g = torch.Generator().manual_seed(4)
+    Z = torch.randn(32, 64, generator=g).relu()  # float32, as the official code runs
+    Y = (torch.rand(32, 10, generator=g) < 0.2).float()
+    Y[:, 3] = 0  # an absent label
+    Y[:, 4] = 0
+    Y[5, 4] = 1  # a single-member label
+    Z64 = Z.double().requires_grad_()
+    ref = autograd_reference(Z64, Y.double())
+    (gref,) = torch.autograd.grad(ref, Z64)
+    value, dX = official_numpy_value_grad(Z, Y)
+    assert dX.dtype == torch.float32 and dX.shape == Z.shape
+    assert abs(value - ref.item()) <= 1e-5 * abs(ref.item())
+    assert float((dX.double() - gref).norm() / gref.norm()) < 1e-5
+    Zr = Z.clone().requires_grad_()
+    (3.0 * official_route_low_rank(Zr, Y, lambda_=2.0)).backward()
+    torch.testing.assert_close(Zr.grad, 2.0 * dX)  # lambda applied, outer 3.0 ignored (the defect)
+    with pytest.raises(ValueError, match=r"only \{0, 1\}"):
+        official_numpy_value_grad(Z, 2 * Y)
+
+
+def test_float32_batched_route_close_to_float64():
+    g = torch.Generator().manual_seed(6)
+    Z = torch.randn(64, 512, generator=g).relu()
+    Y = (torch.rand(64, 30, generator=g) < 0.1).float()
+    Z32, Z64 = Z.clone().requires_grad_(), Z.double().requires_grad_()
+    a, b = low_rank_loss(Z32, Y), autograd_reference(Z64, Y.double())
+    (ga,) = torch.autograd.grad(a, Z32)
+    (gb,) = torch.autograd.grad(b, Z64)
+    assert a.dtype == torch.float32
+    assert abs(a.item() - b.item()) <= 1e-5 * abs(b.item())
+    assert float((ga.double() - gb).norm() / gb.norm()) < 1e-5
