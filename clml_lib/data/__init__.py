@@ -1,6 +1,8 @@
 """Datasets and missing-label protocols (issue 3; see data/README.md).
 
-* Label lists of the reference splits: :func:`read_label_list`, :func:`write_label_list`.
+* Label lists of the reference splits: :func:`read_label_list`, :func:`write_label_list`
+  (never overwrites without ``overwrite=True``), :func:`check_image_names`.
+* COCO instances files, validated: :func:`read_coco_instances`.
 * Missing-label simulation and encodings: :func:`simulate_missing`, :func:`split_stats`,
   :func:`to_unknown_encoding`, :func:`to_assume_negative` (losses take 1/0 observed labels).
 * Datasets, each with ``.classes``, ``.labels`` (N, C) and ``(image, labels)`` items:
@@ -18,9 +20,9 @@ from .classes import (
     NUS_WIDE_CLASSES,
     VOC_CLASSES,
 )
-from .coco import CocoMultiLabel
+from .coco import CocoInstances, CocoMultiLabel, read_coco_instances
 from .images import MissingFilesError, load_image
-from .labels import read_label_list, write_label_list
+from .labels import check_image_names, read_label_list, write_label_list
 from .missing import (
     SETTINGS,
     UNKNOWN,
@@ -46,7 +48,10 @@ __all__ = [
     "VOC_CLASSES",
     "TEACHING_CLASSES",
     "TEACHING_SCENES",
+    "CocoInstances",
     "CocoMultiLabel",
+    "read_coco_instances",
+    "check_image_names",
     "VOCMultiLabel",
     "NusWideMultiLabel",
     "TeachingMultiLabel",
