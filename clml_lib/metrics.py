@@ -249,17 +249,19 @@ def mined_label_quality(mined, observed, truth) -> dict[str, float | int | None]
 
     Args:
         mined: (N, C) bool, entries turned from unobserved to positive by correction.
-        observed: (N, C) observed labels in {0, 1} (1 = annotated positive).
+        observed: (N, C) observed labels in {0, 1}, or {-1, 0, 1} (-1 = unknown); 1 = annotated
+            positive.
         truth: (N, C) hidden full ground truth in {0, 1}.
 
     Returns:
         dict ``count`` (mined entries), ``true`` (mined entries that are true positives),
-        ``missing`` (true positives that were hidden: truth 1, observed 0),
+        ``missing`` (true positives that were hidden: truth 1, observed not 1),
         ``precision`` = true / count (None when count == 0) and ``recall`` = true / missing
         (None when nothing is missing), both in [0, 1].
 
     Raises:
-        ValueError: shapes differ or values outside {0, 1}.
+        ValueError: shapes differ; codes outside {0, 1} (observed: {-1, 0, 1}); a mined entry
+            that is an observed positive (correction only adds labels).
     """
     m = _as_float64("mined", mined)
     o = _as_float64("observed", observed)
@@ -269,11 +271,19 @@ def mined_label_quality(mined, observed, truth) -> dict[str, float | int | None]
             f"mined, observed and truth must be the same (N, C) shape, got {m.shape}, {o.shape}, "
             f"{y.shape}"
         )
-    for name, a in (("mined", m), ("observed", o), ("truth", y)):
-        check_label_codes(a, name)
+    check_label_codes(m, "mined")
+    check_label_codes(o, "observed", allow_unknown=True)
+    check_label_codes(y, "truth")
+    both = (m == 1) & (o == 1)  # (N, C)
+    if both.any():
+        i, j = (int(v) for v in np.argwhere(both)[0])
+        raise ValueError(
+            f"mined marks {int(both.sum())} observed positives (first at row {i}, class {j}); "
+            "correction only turns unobserved entries into positives"
+        )
     count = int(m.sum())
     true = int((m * y).sum())
-    missing = int(((o == 0) & (y == 1)).sum())
+    missing = int(((o != 1) & (y == 1)).sum())
     return {
         "count": count,
         "true": true,

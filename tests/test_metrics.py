@@ -124,6 +124,30 @@ def test_mined_label_quality():
     assert q == {"count": 3, "true": 2, "missing": 3, "precision": 2 / 3, "recall": 2 / 3}
     q0 = mined_label_quality(np.zeros((2, 3), bool), observed, truth)
     assert q0["precision"] is None and q0["recall"] == 0.0
+    # the 1/0/-1 encoding: a known negative (0) and an unknown (-1) hidden positive both count
+    # as missing (observed is not 1); the same numbers as the 1/0 matrix above
+    ternary = np.array([[1, -1, 0], [-1, 1, -1]])
+    assert mined_label_quality(mined, ternary, truth) == q
+
+
+@pytest.mark.parametrize(
+    "mined, observed, truth, match",
+    [
+        (
+            [[1, 0]],
+            [[1, 0]],
+            [[1, 1]],
+            r"mined marks 1 observed positives \(first at row 0, class 0\)",
+        ),
+        ([[2, 0]], [[0, 0]], [[1, 1]], r"mined must hold only \{0, 1\}, found 2"),
+        ([[0, 0]], [[0, 0.5]], [[1, 1]], r"observed must hold only \{-1, 0, 1\}"),
+        ([[0, 0]], [[0, 0]], [[1, -1]], r"truth must hold only \{0, 1\}, found -1"),
+        ([[0, 0]], [[0, 0, 0]], [[1, 1]], r"must be the same \(N, C\) shape"),
+    ],
+)
+def test_mined_label_quality_refuses(mined, observed, truth, match):
+    with pytest.raises(ValueError, match=match):
+        mined_label_quality(np.array(mined), np.array(observed), np.array(truth))
 
 
 @pytest.mark.parametrize(
