@@ -3,8 +3,10 @@
 For each notebook: kernelspec python3; the paired jupytext ``.py:percent`` file exists and is
 exactly what jupytext writes from the ``.ipynb``; the notebook is committed executed, in order
 (execution counts 1, 2, 3, ...), without error outputs, SVG figures or papermill residue.
-For ``reproduce.ipynb``: exactly one ``parameters`` cell, literal-only, whose names are the
-``TrainConfig`` fields (style.md 2.1, 3.8).
+For ``reproduce.ipynb``: exactly one ``parameters`` cell, literal-only (papermill injects new
+values as literals after it; an expression there would be evaluated before the override), whose
+names are the ``TrainConfig`` fields (a lost or renamed parameter would let a notebook default win
+silently).
 """
 
 from __future__ import annotations
@@ -121,7 +123,7 @@ def test_reproduce_has_one_literal_parameters_cell_equal_to_trainconfig():
         assert m, f"parameters line not `name: type = literal  # help`: {line!r}"
         name, typ, literal, help_text = m.groups()
         assert "=" not in help_text, f"{name}: '=' in the help comment breaks papermill's parser"
-        value = ast.literal_eval(literal)  # literal-only (style.md 2.1)
+        value = ast.literal_eval(literal)  # literal-only: papermill can override it
         assert types[name].__name__ == typ, f"{name}: annotated {typ}, field is {types[name]}"
         assert type(value).__name__ == typ, f"{name}: default {value!r} is not a {typ}"
         names.append(name)

@@ -61,7 +61,8 @@ def test_chapter_files_exist_and_match(ch):
     text = md.read_text()
     numbers = sorted(int(m) for m in re.findall(rf"^## Exercise {ch}\.(\d+)", text, re.M))
     assert numbers == list(range(1, len(checkers) + 1)), (
-        f"{md.name}: sections '## Exercise {ch}.k' for k = 1..{len(checkers)} expected, got {numbers}"
+        f"{md.name}: sections '## Exercise {ch}.k' for k = 1..{len(checkers)} expected, "
+        f"got {numbers}"
     )
 
 

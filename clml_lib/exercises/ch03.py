@@ -44,7 +44,7 @@ def check_labels_per_image(answer: float | None) -> bool:
     return verdict("03.2 labels per image", answer, judge)
 
 
-def _bound_batch():
+def bound_batch():
     """A multi-label batch: Z (12, 5) post-ReLU, Y (12, 4) with every image carrying a label."""
     g = torch.Generator().manual_seed(32)
     Z = torch.randn(12, 5, generator=g, dtype=torch.float64).relu() + 0.05  # (12, 5)
@@ -54,10 +54,10 @@ def _bound_batch():
 
 
 def check_bound_chain(answer) -> bool:
-    """Exercise 03.3. ``answer = (a, b, c)`` for the batch ``_bound_batch()``:
+    """Exercise 03.3. ``answer = (a, b, c)`` for the batch ``bound_batch()``:
     $a=\\lVert\\mathbf Z\\rVert_*$, $b=\\lVert\\operatorname{diag}(m)\\mathbf Z\\rVert_*$,
     $c=\\sum_k\\lVert\\mathbf Z_k\\rVert_*$."""
-    Z, Y = _bound_batch()
+    Z, Y = bound_batch()
     nuc = lambda A: float(torch.linalg.svdvals(A).sum())  # noqa: E731
     a_, b_, c_ = (
         nuc(Z),

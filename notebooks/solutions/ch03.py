@@ -22,7 +22,7 @@ def solve_labels_per_image():
 
 
 def solve_bound_chain():
-    g = torch.Generator().manual_seed(32)  # the batch of clml_lib.exercises.ch03._bound_batch
+    g = torch.Generator().manual_seed(32)  # the batch of clml_lib.exercises.ch03.bound_batch
     Z = torch.randn(12, 5, generator=g, dtype=torch.float64).relu() + 0.05
     Y = (torch.rand(12, 4, generator=g) < 0.4).double()
     Y[torch.arange(12), torch.arange(12) % 4] = 1
