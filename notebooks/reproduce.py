@@ -37,8 +37,8 @@
 # **Parameters.** The parameters cell below is generated from the run schema
 # (`clml_lib.train.TrainConfig`, listed in `docs/configuration.md`); a test keeps it equal to the
 # schema, defaults included. The defaults are the quick teaching run (tiny CNN, 32 px teaching
-# set, about a minute on 2 CPU cores). Parameter files in `params/` are layers on top of them,
-# composed in order as papermill composes `-f` files, then `-p` values win.
+# set, CPU; the epoch lines below print the timings). Parameter files in `params/` are layers
+# on top of them, composed in order as papermill composes `-f` files, then `-p` values win.
 #
 # **How to run.** Never run papermill in place on this file; write the executed copy to `runs/`:
 #

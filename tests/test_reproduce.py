@@ -1,176 +1,159 @@
-"""The reproduction machinery: presets, the grid driver (validation, skipping, failures,
-collation) and ``notebooks/reproduce.ipynb`` run through papermill.
+"""The reproduction machinery: parameter layers and grids, the notebook's parameters cell equal to
+the schema, the grid driver (validation, folder checks before any kernel, unreadable metrics,
+skipping, failures, --jobs) and collation (intervals, bootstrap, verdicts, mined labels).
 
-Slow parts (papermill runs start a kernel and train): the ``smoke`` preset on a COCO-format
-fixture (1 capped epoch) and a 3-cell micro grid on the teaching set (two tiny runs and a run
-that fails before training). Everything else is pure Python on small files.
+Slow parts (papermill runs start a kernel and train): the ``smoke`` layer on a COCO-format fixture
+(1 capped epoch) and a 4-run micro grid run two kernels at a time. Everything else is pure Python.
 """
 
 from __future__ import annotations
 
+import ast
 import json
 import math
+import statistics
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import papermill as pm
 import pytest
+import torch
 import yaml
 
-from clml_lib.paths import PARAMS, PROJECT_ROOT
+from clml_lib.paths import NOTEBOOKS, PARAMS, PROJECT_ROOT
 from clml_lib.reproduce import (
     NOTEBOOK,
     GridError,
     build_comparisons,
     collate,
     load_grid,
-    load_preset,
-    notebook_parameters,
     parse_sets,
-    preset_table,
-    render_preset,
+    plan,
+    render_compact_table,
     run_grid,
 )
 from clml_lib.reproduce.cli import main
-from clml_lib.reproduce.presets import grid_table, render_grid
-from clml_lib.train import TrainConfig
+from clml_lib.reproduce.collate import add_bootstrap
+from clml_lib.stats import paired_t_interval
+from clml_lib.train.config import TrainConfig, parameters_cell_source, parse_value, read_layer
 
 FIELDS = TrainConfig.field_names()
-PRESET_FILES = sorted(PARAMS.glob("*.yaml"))
 GRID_FILES = sorted((PARAMS / "grids").glob("*.yaml"))
-
-#: a teaching run small enough for a test (seconds), overriding the teaching preset
-TINY = {
-    "epochs": 2,
-    "num_train_images": 96,
-    "batch_size": 32,
-    "image_size": 32,
-    "max_eval_batches": 2,
-}
+#: a teaching run small enough for a test (seconds)
+TINY = {"epochs": 2, "num_train_images": 96, "batch_size": 32, "max_eval_batches": 2}
 
 
-def _write_grid(path: Path, cells: list[dict], seeds=(0,), timeout_s=300) -> Path:
-    path.write_text(yaml.safe_dump({"description": "test grid", "seeds": list(seeds),
-                                    "timeout_s": timeout_s, "cells": cells}))
+def _write_grid(path: Path, **spec) -> Path:
+    spec = {"description": "test grid", "layers": ["teaching"], "seeds": [0],
+            "timeout_s": 300, **spec}
+    path.write_text(yaml.safe_dump(spec))
     return path
 
 
-# --------------------------------------------------------------------------- presets
+# --------------------------------------------------------------------------- notebook = schema
+def _cell_source(text: str) -> str:
+    start = text.index('# %% tags=["parameters"]\n') + len('# %% tags=["parameters"]\n')
+    return text[start:text.index("\n# %%", start)].rstrip("\n")
 
 
-def test_committed_presets_and_grids_equal_the_generator():
-    table = preset_table()
-    assert {p.stem for p in PRESET_FILES} == set(table), (
-        "params/*.yaml differ from clml_lib/reproduce/presets.py: run "
-        "`python -m clml_lib.reproduce --write-presets`"
-    )
-    for name, (description, params) in table.items():
-        expected = render_preset(name, description, params)
-        assert (PARAMS / f"{name}.yaml").read_text() == expected, name
-    grids = grid_table()
-    assert {p.stem for p in GRID_FILES} == set(grids)
-    for name, spec in grids.items():
-        assert (PARAMS / "grids" / f"{name}.yaml").read_text() == render_grid(name, spec), name
+def test_parameters_cell_is_the_schema_defaults_included():
+    py = (NOTEBOOKS / "reproduce.py").read_text(encoding="utf-8")
+    assert _cell_source(py) == parameters_cell_source(), (
+        "notebooks/reproduce.py parameters cell differs from the schema: paste "
+        "clml_lib.train.config.parameters_cell_source() and regenerate the .ipynb")
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    cells = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(cells) == 1 and cells[0].source == parameters_cell_source()
+    inspected = pm.inspect_notebook(str(NOTEBOOK))
+    assert list(inspected) == FIELDS
+    defaults = {n: ast.literal_eval(p["default"]) for n, p in inspected.items()}
+    assert TrainConfig.from_dict(defaults) == TrainConfig()
 
 
-def test_paper_presets_cover_the_paper_grid():
-    names = set(preset_table())
-    for setting in ("full", "75left", "40left", "single"):
-        for loss in ("bce", "focal", "hill", "splc"):
-            assert {f"coco_{setting}_{loss}", f"coco_{setting}_{loss}_clml"} <= names
-    assert {"nus_full_bce_clml", "nus_single_splc", "voc2007_single_hill_clml"} <= names
-    p = load_preset("coco_40left_bce_clml")
-    assert (p["backbone"], p["image_size"], p["batch_size"]) == ("resnet101", 448, 64)
-    assert p["lr"] == 1e-4
-    assert (p["epochs"], p["stop_epoch"], p["ema_decay"], p["use_clml"]) == (80, 25, 0.9997, True)
-    assert load_preset("coco_40left_bce")["use_clml"] is False
-
-
-@pytest.mark.parametrize("path", PRESET_FILES, ids=[p.stem for p in PRESET_FILES])
-def test_preset_names_are_notebook_parameters_and_trainconfig_fields(path):
-    params = yaml.safe_load(path.read_text())
-    nb_names = list(notebook_parameters(NOTEBOOK))
-    assert set(params) <= set(nb_names), f"not notebook parameters: {set(params) - set(nb_names)}"
-    assert set(params) <= set(FIELDS), f"not TrainConfig fields: {set(params) - set(FIELDS)}"
-    assert set(params) == set(FIELDS), f"incomplete preset, lacks {set(FIELDS) - set(params)}"
-    if not params["data_root"] and params["dataset"] != "teaching":
-        params["data_root"] = "data/fixture"  # smoke: filled in by the test / -p data_root
-    cfg = TrainConfig.from_dict(params)  # every value is valid and typed
-    assert type(cfg.lr) is float and cfg.out_dir.startswith("runs/")
-
-
-@pytest.mark.parametrize("path", GRID_FILES, ids=[p.stem for p in GRID_FILES])
+# --------------------------------------------------------------------------- grids
+@pytest.mark.parametrize("path", GRID_FILES, ids=lambda p: p.stem)
 def test_shipped_grids_validate(path, tmp_path):
-    grid = load_grid(path.stem, out=tmp_path)
-    assert grid.runs and all(r.run_dir.is_relative_to(tmp_path) for r in grid.runs)
-    assert not any(tmp_path.iterdir()), "validation must not write anything"
+    grid = load_grid(path, out=tmp_path, sets=parse_sets(["data_root=/data/x"]))
+    assert grid.runs and len({r.run_dir for r in grid.runs}) == len(grid.runs)
+    assert grid.axes["use_clml"] == [False, True]
+    for run in grid.runs:
+        assert run.config.seed == run.config.split_seed == run.seed
 
 
-def test_teaching_grid_pairs_bce_with_and_without_clml(tmp_path):
-    grid = load_grid("teaching", out=tmp_path)
-    assert grid.seeds == [0, 1, 2] and len(grid.runs) == 6
-    assert sorted({(r.params["use_clml"], r.params["setting"], r.params["base_loss"])
-                   for r in grid.runs}) == [(False, "40left", "BCE"), (True, "40left", "BCE")]
-    assert {r.params["seed"] for r in grid.runs} == {0, 1, 2}
-    assert len({r.params["out_dir"] for r in grid.runs}) == 6
+def test_teaching_grid_expands_settings_clml_and_seeds(tmp_path):
+    grid = load_grid("teaching", seeds=[0, 1], out=tmp_path)
+    assert grid.axes == {"setting": ["40left", "single", "75left", "full"],
+                         "use_clml": [False, True]}
+    assert len(grid.runs) == 16
+    assert [r.cell for r in grid.runs[:4]] == ["40left_no_clml"] * 2 + ["40left_clml"] * 2
+    teaching = TrainConfig.from_dict(read_layer(PARAMS / "teaching.yaml"))
+    run = grid.runs[-1]
+    assert run.config == teaching.replace(setting="full", use_clml=True, seed=1, split_seed=1,
+                                          out_dir=run.params["out_dir"])
 
 
-# --------------------------------------------------------------------------- bad input
+def test_paper_grids_compose_the_dataset_layers(tmp_path):
+    voc = load_grid("voc_table", out=tmp_path, sets={"data_root": "/v"})
+    assert {r.config.dataset for r in voc.runs} == {"voc"}
+    assert [p.name for p in voc.runs[0].layers] == ["paper.yaml", "voc.yaml"]
+    assert {r.config.setting for r in voc.runs} == {"full", "single"}
+    assert {r.config.base_loss for r in voc.runs} == {"BCE", "Focal", "Hill", "SPLC"}
 
 
-def test_unknown_preset_is_a_clear_error(tmp_path):
-    with pytest.raises(GridError, match=r"unknown preset 'teachng'.*did you mean 'teaching'"):
-        load_preset("teachng")
-    grid = _write_grid(tmp_path / "g.yaml", [{"preset": "teachng"}])
-    with pytest.raises(GridError, match=r"unknown preset 'teachng'"):
-        load_grid(grid, out=tmp_path / "runs")
-    assert main(["--grid", str(grid), "--out", str(tmp_path / "runs"), "--dry-run"]) == 2
-    assert not (tmp_path / "runs").exists()
+def test_papermill_command_is_the_same_composition(tmp_path):
+    grid = load_grid("coco_table", out=tmp_path, sets={"data_root": "/data/coco"})
+    run = grid.runs[5]
+    words = run.papermill_command().split()
+    assert words[:3] == ["papermill", "notebooks/reproduce.ipynb", str(run.notebook_path)]
+    params: dict = {}
+    for flag, value in zip(words[3::2], words[4::2]):
+        if flag == "-f":
+            params.update(read_layer(PROJECT_ROOT / value))
+    rest = words[3:]
+    for i, w in enumerate(rest):
+        if w == "-p":
+            params[rest[i + 1]] = parse_value(rest[i + 1], rest[i + 2])
+    assert TrainConfig.from_dict(params) == run.config
+    assert run.notebook_parameters() == params
 
 
-def test_unknown_grid_is_a_clear_error(capsys):
-    assert main(["--grid", "teachin", "--dry-run"]) == 2
-    assert "unknown grid 'teachin'" in capsys.readouterr().err
+def test_an_axis_layer_adds_a_file(tmp_path):
+    grid = load_grid(_write_grid(tmp_path / "g.yaml", layers=["paper"],
+                                 axes={"layer": ["voc", "nus"], "use_clml": [False]},
+                                 set={"data_root": "/d"}), out=tmp_path)
+    assert [r.cell for r in grid.runs] == ["voc_no_clml", "nus_no_clml"]
+    assert [r.config.dataset for r in grid.runs] == ["voc", "nus"]
 
 
-@pytest.mark.parametrize(
-    "cell, sets, message",
-    [
-        ({"preset": "teaching", "overrides": {"lamda_": 2.0}}, {},
-         r"unknown parameter\(s\) 'lamda_' \(did you mean 'lambda_'"),
-        ({"preset": "teaching"}, {"use_clmll": False},
-         r"--set: unknown parameter\(s\) 'use_clmll'"),
-        ({"preset": "teaching", "overrides": {"use_clml": "yes"}}, {},
-         r"parameter 'use_clml' must be bool, got str 'yes'"),
-        ({"preset": "teaching", "overrides": {"lr": "fast"}}, {}, r"'lr' must be float"),
-        ({"preset": "teaching", "overrides": {"setting": "50left"}}, {}, r"setting must be one of"),
-        ({"preset": "teaching", "overrides": {"seed": 3}}, {}, r"cannot set \['seed'\]"),
-        ({"preset": "teaching", "colour": "red"}, {}, r"unknown key\(s\) \['colour'\]"),
-    ],
-)
-def test_bad_parameters_fail_before_anything_runs(tmp_path, cell, sets, message):
-    grid = _write_grid(tmp_path / "g.yaml", [cell])
+@pytest.mark.parametrize("spec, message", [
+    ({"axes": {"lamda_": [1.0]}}, r"unknown TrainConfig key.*did you mean 'lambda_'"),
+    ({"axes": {"tau": [0.5, 2.0]}}, r"axis 'tau'.*tau must be in \[0, 1\], got 2.0"),
+    ({"axes": {"seed": [1, 2]}}, r"an axis cannot set \['seed'\]"),
+    ({"set": {"out_dir": "x"}}, r"set cannot set \['out_dir'\]"),
+    ({"set": {"use_clml": "maybe"}}, "use_clml must be true or false"),
+    ({"layers": ["teachng"]}, r"unknown parameter file 'teachng'.*did you mean 'teaching'"),
+    ({"axes": {"setting": []}}, "must be a non-empty list"),
+    ({"cells": []}, r"unknown key\(s\) \['cells'\]"),
+    ({"seed_fields": ["sed"]}, r"unknown field 'sed'.*did you mean 'seed'"),
+    ({"axes": {"dataset": ["coco"]}}, "needs data_root"),
+])
+def test_bad_grids_fail_before_anything_runs(tmp_path, spec, message):
     with pytest.raises(GridError, match=message):
-        load_grid(grid, out=tmp_path / "runs", sets=sets)
+        load_grid(_write_grid(tmp_path / "g.yaml", **spec), out=tmp_path / "runs")
     assert not (tmp_path / "runs").exists()
 
 
-def test_incomplete_preset_is_rejected(tmp_path):
-    preset = tmp_path / "partial.yaml"
-    preset.write_text("dataset: teaching\nepochs: 1\n")
-    grid = _write_grid(tmp_path / "g.yaml", [{"preset": str(preset)}])
-    with pytest.raises(GridError, match=r"lacks \[.*'data_root'.*presets must list every"):
-        load_grid(grid, out=tmp_path / "runs")
-
-
-def test_set_values_are_typed():
-    assert parse_sets(["lr=1e-3", "use_clml=false", "epochs=3", "data_root=", "device=cuda:1"]) == {
-        "lr": 1e-3, "use_clml": False, "epochs": 3, "data_root": "", "device": "cuda:1"}
+def test_bad_sets_and_unknown_grid(tmp_path, capsys):
+    with pytest.raises(GridError, match=r"lr must be a number, got 'fast'"):
+        parse_sets(["lr=fast"])
     with pytest.raises(GridError, match="key=value"):
         parse_sets(["lr"])
+    assert parse_sets(["lr=1e-4", "use_clml=false"]) == {"lr": 1e-4, "use_clml": False}
+    assert main(["--grid", "teachng", "--out", str(tmp_path)]) == 2
+    assert "did you mean 'teaching'" in capsys.readouterr().err
 
 
-@pytest.mark.slow
 def test_papermill_parameter_names_are_validated_inside_the_notebook_too(tmp_path):
     """A typo passed straight to papermill (which only logs 'Passed unknown parameter') reaches
     TrainConfig.from_dict inside the notebook and fails there, before any training."""
@@ -179,80 +162,129 @@ def test_papermill_parameter_names_are_validated_inside_the_notebook_too(tmp_pat
         pm.execute_notebook(str(NOTEBOOK), str(out), parameters={"lamda_": 2.0},
                             kernel_name="python3", progress_bar=False, cwd=str(PROJECT_ROOT),
                             execution_timeout=120)
-    assert out.is_file()
 
 
-# --------------------------------------------------------------------------- collation
-
-
-def _fake_run(run, test_map, best_map):
-    run.run_dir.mkdir(parents=True)
+# --------------------------------------------------------------------------- run folders
+def _fake_run(run, test_map, best_map, mined=(0, 0, 10), scores=None):
+    run.run_dir.mkdir(parents=True, exist_ok=True)
     summary = {"selected_epoch": 1, "selected_model": "ema", "val_mAP": 50.0,
                "test_mAP": test_map, "best_test_mAP": best_map, "best_test_epoch": 1,
                "best_test_model": "raw", "optimism_gap": best_map - test_map,
                "finished": True, "epochs_run": 2}
-    run.metrics_path.write_text(json.dumps({"config": run.params, "summary": summary}))
+    count, true, missing = mined
+    epochs = [{"epoch": e, "mined": {"count": count, "true": true, "missing": missing,
+                                     "precision": true / count if count else None,
+                                     "recall": true / missing if missing else None}}
+              for e in range(2)]
+    doc = {"config": run.config.to_dict(), "epochs": epochs, "summary": summary}
+    run.metrics_path.write_text(json.dumps(doc))
+    if scores is not None:
+        torch.save({"scores": scores[0], "labels": scores[1], "selected": "ema", "epoch": 1},
+                   run.scores_path)
 
 
-def test_collation_pairs_by_seed_and_prints_negative_gains(tmp_path):
-    grid_file = _write_grid(tmp_path / "g.yaml", [
-        {"name": "base", "preset": "teaching", "overrides": {"use_clml": False}},
-        {"name": "clml", "preset": "teaching", "overrides": {"use_clml": True}},
-    ], seeds=(0, 1, 2))
+def test_a_folder_with_another_config_fails_before_any_kernel_starts(tmp_path):
+    """`--set num_workers=4` on a partly finished grid: every folder is checked first."""
+    grid_file = _write_grid(tmp_path / "g.yaml", axes={"use_clml": [False, True]})
+    done = load_grid(grid_file, out=tmp_path / "runs")
+    _fake_run(done.runs[0], 50.0, 51.0)  # finished with num_workers 0
+    done.runs[1].run_dir.mkdir(parents=True)  # interrupted: only config.json so far
+    (done.runs[1].run_dir / "config.json").write_text(json.dumps(done.runs[1].config.to_dict()))
+    grid = load_grid(grid_file, out=tmp_path / "runs", sets={"num_workers": 4})
+    lines: list[str] = []
+    outcomes = run_grid(grid, notebook=tmp_path / "no_such_notebook.ipynb", log=lines.append)
+    assert [o.status for o in outcomes] == ["failed", "failed"]  # no kernel was started
+    for o in outcomes:
+        assert "num_workers: on disk 0, requested 4" in o.error
+        assert "only stop_epoch, device, out_dir, progress, verbose, resume may differ" in o.error
+    assert json.loads(done.runs[0].metrics_path.read_text())["config"]["num_workers"] == 0
+    # a bookkeeping change is fine: finished runs are skipped
+    again = load_grid(grid_file, out=tmp_path / "runs", sets={"device": "cuda", "verbose": False})
+    assert [s for _, s, _ in plan(again, log=lambda _: None)] == ["finished", "partial"]
+
+
+def test_an_old_schema_folder_is_named(tmp_path):
+    grid = load_grid(_write_grid(tmp_path / "g.yaml"), out=tmp_path / "runs")
+    run = grid.runs[0]
+    run.run_dir.mkdir(parents=True)
+    old = {**run.config.to_dict(), "correction": True}
+    del old["use_correction"]
+    (run.run_dir / "config.json").write_text(json.dumps(old))
+    (msg,) = run.config_mismatch()
+    assert "'correction' (renamed to 'use_correction')" in msg and "config.json" in msg
+
+
+def test_a_truncated_metrics_json_is_named_and_rerun_not_a_crash(tmp_path):
+    grid_file = _write_grid(tmp_path / "g.yaml", axes={"use_clml": [False, True]})
     grid = load_grid(grid_file, out=tmp_path / "runs")
-    # baseline 50, 52, 54; +CLML 49, 52.5, 53 -> gains -1, +0.5, -1: mean -0.5, std 0.866
-    values = {("base", 0): 50.0, ("base", 1): 52.0, ("base", 2): 54.0,
-              ("clml", 0): 49.0, ("clml", 1): 52.5, ("clml", 2): 53.0}
+    _fake_run(grid.runs[0], 50.0, 51.0)
+    _fake_run(grid.runs[1], 51.0, 52.0)
+    grid.runs[1].metrics_path.write_text('{"config": {"dataset": "teach')  # killed mid-write
+    lines: list[str] = []
+    checked = plan(grid, log=lines.append)
+    assert [s for _, s, _ in checked] == ["finished", "partial"]
+    assert any("metrics.json is not valid JSON" in line and "re-run" in line for line in lines)
+    comparisons, notes = build_comparisons(grid)
+    assert comparisons[0].clml == {} and any("not valid JSON" in n for n in notes)
+    text = collate(grid)[2]
+    assert "not valid JSON" in text
+
+
+# --------------------------------------------------------------------------- collation
+def test_collation_intervals_verdicts_bootstrap_and_mined_labels(tmp_path):
+    grid_file = _write_grid(tmp_path / "g.yaml", axes={"use_clml": [False, True]},
+                            seeds=[0, 1, 2])
+    grid = load_grid(grid_file, out=tmp_path / "runs")
+    rng = np.random.default_rng(0)
+    labels = (torch.rand(60, 4, generator=torch.Generator().manual_seed(0)) < 0.3).float()
+    base_map = {0: 50.0, 1: 52.0, 2: 54.0}
+    gain = {0: 1.0, 1: 1.5, 2: 1.2}
     for run in grid.runs:
-        v = values[(run.cell, run.seed)]
-        _fake_run(run, v, v + 1.0)
+        b = base_map[run.seed]
+        m = b + gain[run.seed] if run.config.use_clml else b
+        noise = torch.from_numpy(rng.normal(size=(60, 4))).float()
+        scores = noise + (2.0 if run.config.use_clml else 0.5) * labels
+        _fake_run(run, m, m + 1.0, mined=(5, 4, 10) if run.config.use_clml else (0, 0, 10),
+                  scores=(scores, labels))
     comparisons, notes = build_comparisons(grid)
     assert len(comparisons) == 1 and not notes
     c = comparisons[0]
-    assert c.gains("test_mAP") == {0: -1.0, 1: 0.5, 2: -1.0}
-    md, png, text = collate(grid, failures=[])
+    assert c.gains("test_mAP") == pytest.approx({0: 1.0, 1: 1.5, 2: 1.2})
+    md, png, text = collate(grid, n_boot=200)
     assert md.is_file() and png.is_file() and png.stat().st_size > 1000
-    row = next(line for line in text.splitlines() if "| val-selected |" in line)
-    assert "teaching / 40left / BCE" in row
-    std_clml, std_gain = math.sqrt(4.75), math.sqrt(0.75)
-    assert f"| 52.00 ± 2.00 | 51.50 ± {std_clml:.2f} | -0.50 ± {std_gain:.2f} | 3 |" in row
-    assert "n/a (not in the paper)" in row
-    best = next(line for line in text.splitlines() if "| best-on-test |" in line)
-    assert "| 53.00 ± 2.00 |" in best and "| -0.50 ±" in best
-    # every run finished with the same config: a second run of the grid skips all of them
-    outcomes = run_grid(grid, log=lambda _: None)
+    iv = paired_t_interval([1.0, 1.5, 1.2])
+    row = next(line for line in text.splitlines()
+               if line.startswith("| teaching / 40left / BCE +CLML"))
+    clml = [51.0, 53.5, 55.2]
+    assert f"| 3 | 52.00 ± 2.00 | {statistics.fmean(clml):.2f} ± {statistics.stdev(clml):.2f} | " \
+        f"{iv.text()} |" in row
+    assert iv.lo > 0 and "| CLML better |" in row
+    add_bootstrap(c, n_boot=200)  # what collate computed (seeded)
+    assert c.bootstrap is not None and c.bootstrap.lo < c.bootstrap.mean < c.bootstrap.hi
+    assert c.bootstrap.mean > 0  # the +CLML scores separate the labels better
+    assert f"[{c.bootstrap.lo:+.2f}, {c.bootstrap.hi:+.2f}]" in row
+    assert "5.0 per run at τ = 0.75 (80 % / 40 %)" in row
+    assert "epoch 0: 5.0 per run (80 % / 40 %)" in text
+    assert render_compact_table(comparisons) in text
+    outcomes = run_grid(grid, log=lambda _: None)  # all finished: a second run skips them
     assert [o.status for o in outcomes] == ["skipped"] * 6
 
 
-def test_paper_gain_is_shown_next_to_coco_rows(tmp_path):
-    grid_file = _write_grid(tmp_path / "g.yaml", [{"preset": "coco_40left_bce"},
-                                                  {"preset": "coco_40left_bce_clml"}])
-    grid = load_grid(grid_file, out=tmp_path / "runs")
+def test_collation_without_scores_or_mining_says_so(tmp_path):
+    grid = load_grid(_write_grid(tmp_path / "g.yaml", layers=["paper"],
+                                 axes={"use_clml": [False, True]}, set={"data_root": "/c"}),
+                     out=tmp_path / "runs")
     _fake_run(grid.runs[0], 70.0, 70.5)
-    _fake_run(grid.runs[1], 71.0, 72.0)
+    _fake_run(grid.runs[1], 69.0, 72.0)
     text = collate(grid)[2]
-    row = next(line for line in text.splitlines() if "| val-selected |" in line)
-    assert "coco / 40left / BCE" in row and "| +1.00 | 1 | +1.2 (MS-COCO) |" in row
-
-
-def test_a_run_folder_with_another_config_is_neither_skipped_nor_overwritten(tmp_path):
-    grid_file = _write_grid(tmp_path / "g.yaml", [{"preset": "teaching"}])
-    grid = load_grid(grid_file, out=tmp_path / "runs")
-    run = grid.runs[0]
-    _fake_run(run, 50.0, 51.0)
-    stored = json.loads(run.metrics_path.read_text())
-    stored["config"]["lr"] = 0.5
-    run.metrics_path.write_text(json.dumps(stored))
-    outcomes = run_grid(grid, log=lambda _: None)
-    wanted = load_preset("teaching")["lr"]
-    assert outcomes[0].status == "failed"
-    assert f"lr: on disk 0.5, requested {wanted!r}" in outcomes[0].error
-    assert json.loads(run.metrics_path.read_text())["config"]["lr"] == 0.5
+    row = next(line for line in text.splitlines() if line.startswith("| coco / full / BCE +CLML"))
+    assert "| 1 | 70.00 | 69.00 | -1.00 | n/a (no per-image scores) | n/a (fewer than 2 seeds) |" \
+        in row
+    assert "| +1.2 (MS-COCO) |" in text
+    assert "No label was mined in any epoch at τ = 0.75" in text
 
 
 # --------------------------------------------------------------------------- papermill runs
-
-
 def _error_outputs(path: Path) -> list[str]:
     nb = nbformat.read(path, as_version=4)
     return [f"{o.ename}: {o.evalue}" for c in nb.cells if c.cell_type == "code"
@@ -260,12 +292,13 @@ def _error_outputs(path: Path) -> list[str]:
 
 
 @pytest.mark.slow
-def test_smoke_preset_through_papermill_on_a_coco_fixture(tmp_path):
+def test_smoke_layer_through_papermill_on_a_coco_fixture(tmp_path):
     from data_fixtures import make_coco_tree
 
     root = make_coco_tree(tmp_path / "coco")
     out_dir = tmp_path / "run"
-    params = {**load_preset("smoke"), "data_root": str(root), "out_dir": str(out_dir)}
+    params = {**read_layer(PARAMS / "smoke.yaml"), "data_root": str(root),
+              "out_dir": str(out_dir)}
     out_nb = tmp_path / "smoke.ipynb"
     pm.execute_notebook(str(NOTEBOOK), str(out_nb), parameters=params, kernel_name="python3",
                         progress_bar=False, cwd=str(PROJECT_ROOT), execution_timeout=300)
@@ -279,39 +312,29 @@ def test_smoke_preset_through_papermill_on_a_coco_fixture(tmp_path):
     for split in ("val", "test"):
         assert 0 <= epoch[split]["mAP"] <= 100 and 0 <= epoch[split]["mAP_ema"] <= 100
     assert metrics["summary"]["finished"] and metrics["summary"]["epochs_run"] == 1
-    assert (out_dir / "checkpoint.pt").is_file() and (out_dir / "config.json").is_file()
-    text = out_nb.read_text()
-    assert "all checks passed" in text
+    assert "all checks passed" in out_nb.read_text()
 
 
 @pytest.mark.slow
-def test_micro_grid_dry_run_real_run_failure_and_table(tmp_path, capsys):
-    grid_file = _write_grid(tmp_path / "micro.yaml", [
-        {"name": "base", "preset": "teaching", "overrides": {**TINY, "use_clml": False}},
-        {"name": "clml", "preset": "teaching", "overrides": {**TINY, "use_clml": True}},
-        {"name": "broken", "preset": "smoke",
-         "overrides": {"data_root": str(tmp_path / "no_such_coco")}},
-    ])
+def test_micro_grid_dry_run_real_run_with_two_jobs_failure_and_table(tmp_path, capsys):
+    grid_file = _write_grid(tmp_path / "micro.yaml", set={**TINY, "data_root":
+                                                          str(tmp_path / "no_such_coco")},
+                            axes={"dataset": ["teaching", "coco"], "use_clml": [False, True]})
     out = tmp_path / "runs"
     args = ["--grid", str(grid_file), "--out", str(out)]
-    # dry run: validates and prints the plan, runs and writes nothing
-    assert main(args + ["--dry-run"]) == 0
-    plan = capsys.readouterr().out
-    assert "[1/3] micro/base seed 0: new" in plan and "[3/3] micro/broken seed 0" in plan
+    assert main(args + ["--dry-run"]) == 0  # validates and prints the plan, writes nothing
+    dry = capsys.readouterr().out
+    assert "[1/4] micro/teaching_no_clml seed 0: new" in dry and "-f params/teaching.yaml" in dry
     assert not out.exists()
-    # real run: the broken cell fails, the others run, the driver exits 1 listing the failure
-    assert main(args) == 1
+    assert main(args + ["--jobs", "2"]) == 1  # the coco runs fail, the teaching runs finish
     captured = capsys.readouterr()
-    assert "broken seed 0" in captured.err and "FileNotFoundError" in captured.err
-    broken_nb = out / "micro" / "broken" / "seed0" / "reproduce.ipynb"
+    assert "coco_no_clml seed 0" in captured.err and "no_such_coco" in captured.err
+    broken_nb = out / "micro" / "coco_clml" / "seed0" / "reproduce.ipynb"
     assert broken_nb.is_file(), "the failed run's executed notebook must stay in runs/"
-    assert any("no_such_coco" in e for e in _error_outputs(broken_nb))
-    for cell in ("base", "clml"):
+    for cell in ("teaching_no_clml", "teaching_clml"):
         metrics = json.loads((out / "micro" / cell / "seed0" / "metrics.json").read_text())
         assert metrics["summary"]["finished"] and metrics["config"]["epochs"] == 2
-    md = out / "micro" / "results" / "micro.md"
-    assert md.is_file() and (out / "micro" / "results" / "micro.png").is_file()
-    text = md.read_text()
+    text = (out / "micro" / "results" / "micro.md").read_text()
     assert text in captured.out
-    assert "| teaching / 40left / BCE | +CLML | val-selected |" in text
-    assert "FAILED broken seed 0" in text
+    assert "| teaching / 40left / BCE +CLML | 1 |" in text
+    assert "FAILED micro" not in text and "FAILED coco_clml seed 0" in text

@@ -20,7 +20,7 @@ Roles: ``experiment`` (changes what a run computes), ``clml`` (used only by the 
 (where the run is written, how it reports, how far it goes; may change on resume).
 
 The defaults are the quick teaching run (tiny CNN on the embedded teaching set, 40 % of the
-positive labels left, CPU, about a minute on 2 cores); ``params/paper.yaml`` lists every field of
+positive labels left, CPU); ``params/paper.yaml`` lists every field of
 the reference recipe. Relative path fields are taken from the project root (:func:`resolve_path`).
 """
 
