@@ -1,10 +1,12 @@
-"""Training engine: :class:`TrainConfig` (every knob, one papermill parameter each) and
-:func:`fit` (train / resume one run, write ``metrics.json`` and ``checkpoint.pt``).
+"""Training engine: :class:`TrainConfig` (the one schema of a run: every field declared once, with
+type, default, range, help and role) and :func:`fit` (train / resume one run, write
+``metrics.json`` and ``checkpoint.pt``).
 
-Command line: ``python -m clml_lib.train --config params/x.yaml --set key=value ...``;
-multi-process: ``torchrun --nproc_per_node 2 -m clml_lib.train --config ...``.
+Command line: ``python -m clml_lib.train -f params/paper.yaml --set data_root=/data/coco ...``
+(``--help`` lists every field); multi-process: ``torchrun --nproc_per_node 2 -m clml_lib.train
+-f ...``. ``docs/configuration.md`` describes the schema, the parameter layers and the grids.
 
-``fit`` is imported on first use (PEP 562), so reading a config does not import torch.
+``fit`` is imported on first use (PEP 562), so reading a config does not import the engine.
 """
 
 from .config import TrainConfig, load_config
