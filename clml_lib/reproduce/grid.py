@@ -327,7 +327,7 @@ def load_grid(
     sets: dict[str, Any] | None = None,
     timeout_s: float | None = None,
     notebook: str | Path = NOTEBOOK,
-    presets_dir: str | Path = PARAMS,
+    params_dir: str | Path = PARAMS,
 ) -> Grid:
     """Read and validate a grid and plan its runs; nothing is run or written.
 
@@ -338,7 +338,7 @@ def load_grid(
         sets: ``--set`` values (typed, :func:`parse_sets`) applied to every run after ``set``.
         timeout_s: papermill per-cell execution timeout (default: the grid's ``timeout_s``).
         notebook: the notebook run; its parameters cell must hold every schema field.
-        presets_dir: where layer names are looked up.
+        params_dir: where layer names are looked up.
 
     Raises:
         GridError: malformed grid, unknown layer, unknown field or bad value (file, cell and field
@@ -375,11 +375,11 @@ def load_grid(
     if missing:
         raise GridError(f"{notebook}: its parameters cell lacks {missing}; regenerate it from the "
                         "schema (notebooks/reproduce.py)")
-    layers = [find_layer(n, presets_dir) for n in _name_list(spec.get("layers", []), "layers",
+    layers = [find_layer(n, params_dir) for n in _name_list(spec.get("layers", []), "layers",
                                                              where)]
     base: dict[str, Any] = {}
     for layer in layers:
-        base.update(load_layer(layer, presets_dir))
+        base.update(load_layer(layer, params_dir))
     fixed = spec.get("set") or {}
     if not isinstance(fixed, dict):
         raise GridError(f"{where}: set must be a mapping of field: value, got {fixed!r}")
@@ -393,7 +393,7 @@ def load_grid(
         if not isinstance(values, list) or not values:
             raise GridError(f"{where}: axis {axis!r} must be a non-empty list, got {values!r}")
         if axis == "layer":
-            typed_axes[axis] = [str(find_layer(v, presets_dir)) for v in
+            typed_axes[axis] = [str(find_layer(v, params_dir)) for v in
                                 _name_list(values, "axis 'layer'", where)]
         else:
             typed_axes[axis] = [_typed({axis: v}, f"{where} axis {axis!r}")[axis] for v in values]
@@ -414,7 +414,7 @@ def load_grid(
         cell_layers = layers + ([Path(point.pop("layer"))] if "layer" in point else [])
         composed = dict(base)
         for layer in cell_layers[len(layers):]:
-            composed.update(load_layer(layer, presets_dir))
+            composed.update(load_layer(layer, params_dir))
         for seed in seeds:
             run_dir = grid.out_dir / cell / f"seed{seed}"
             if run_dir in seen:

@@ -18,7 +18,7 @@ CONFIGURATION_MD = PROJECT_ROOT / "docs" / "configuration.md"
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m clml_lib.train",
-        description="Train one CLML run from parameter files (composed in order, like papermill's "
+        description="Train one CLML run from parameter files (composed in order, like papermill's\n"
         "-f) plus NAME=VALUE overrides. Relative path fields are taken from the project root.",
         epilog=help_text(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
