@@ -118,14 +118,6 @@ def check_out_dir(out_dir: Path) -> None:
         raise type(err)(f"out_dir {out_dir} is not writable: {err}") from err
 
 
-def _use_correction(cfg: TrainConfig) -> bool:  # TRANSITION: config renames correction
-    return cfg.use_correction if hasattr(cfg, "use_correction") else cfg.correction
-
-
-def _verbose(cfg: TrainConfig) -> bool:  # TRANSITION: config adds verbose
-    return getattr(cfg, "verbose", True)
-
-
 def _fmt(x: float | None) -> str:
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.2f}"
 
@@ -213,7 +205,7 @@ def build_criterion(cfg: TrainConfig) -> CLMLLoss:
     """CLMLLoss from the config fields (the switches have the same names in both)."""
     return CLMLLoss(
         base_loss=cfg.base_loss, lambda_=cfg.lambda_, tau=cfg.tau, start_epoch=cfg.start_epoch,
-        delta=cfg.delta, use_clml=cfg.use_clml, use_correction=_use_correction(cfg),
+        delta=cfg.delta, use_clml=cfg.use_clml, use_correction=cfg.use_correction,
         correct_base_targets=cfg.correct_base_targets, pairwise_weight=cfg.pairwise_weight,
         temperature=cfg.temperature, reduction=cfg.reduction,
     )
@@ -351,7 +343,7 @@ def fit(cfg: TrainConfig | dict) -> dict[str, Any]:
 
 def _setup(cfg: TrainConfig, info: DistInfo, out_dir: Path) -> tuple[_Run, dict | None]:
     """Data, model, state (restored from the checkpoint when resuming), loss and batches."""
-    log = print if info.is_main and _verbose(cfg) else (lambda *a, **k: None)
+    log = print if info.is_main and cfg.verbose else (lambda *a, **k: None)
     if cfg.batch_size % info.world_size:
         raise ValueError(f"batch_size {cfg.batch_size} (global) is not divisible by the world "
                          f"size {info.world_size}")
@@ -445,7 +437,7 @@ def _train_epoch(run: _Run, epoch: int) -> dict[str, Any]:
     sums = torch.zeros(4, dtype=torch.float64, device=dev)  # total, base, low_rank, pairwise
     mined, seen, truths = [], [], []  # per step: (N, C) bool masks
     bar = None
-    if (cfg.progress and _verbose(cfg) and info.is_main
+    if (cfg.progress and cfg.verbose and info.is_main
             and (sys.stderr.isatty() or _in_notebook())):
         from tqdm.auto import tqdm  # optional dependency, only for interactive progress bars
 
@@ -550,7 +542,7 @@ def _log_epoch(run: _Run, entry: dict) -> None:
     cfg = run.cfg
     m = entry["mined"]
     mined_txt = (f" mined {m['count']} (P {_fmt(m['precision'])} R {_fmt(m['recall'])})"
-                 if _use_correction(cfg) else "")
+                 if cfg.use_correction else "")
     run.log(f"[clml] epoch {entry['epoch']:3d}/{cfg.last_epoch} loss "
             f"{entry['train']['loss']:.4f} (base {entry['train']['base']:.4f} low-rank "
             f"{entry['train']['low_rank']:.4f}){mined_txt} | val mAP {entry['val']['mAP']:.2f}/"
