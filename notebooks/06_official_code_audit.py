@@ -17,7 +17,7 @@
 # # 06 · An audit of the official CLML code, measured on small tensors
 #
 # The paper (arXiv 2209.01314) ships its code (github.com/chuangua/ContrastiveLossMLML). Reading
-# it next to the paper turns up discrepancies (paper.md, section 5). Some are cosmetic; others
+# it next to the paper turns up discrepancies (docs/method.md §5). Some are cosmetic; others
 # change what a training run computes. This notebook **measures** each one that changes results,
 # with our own code on tensors of a few kilobytes. We do not run or copy the official code: we
 # rebuild the few lines that matter and check them against `clml_lib`.
@@ -25,8 +25,8 @@
 # **You will learn**
 # 1. why a custom `backward` that ignores `grad_output` divides the CLML gradient by the
 #    `GradScaler` loss scale $S$, so that the released script trains with $\lambda/S$ instead of
-#    $\lambda$ (paper.md 5.5);
-# 2. how the two code versions place $\lambda$ (2022 vs 2023, paper.md 5.4);
+#    $\lambda$ (docs/method.md §5.5);
+# 2. how the two code versions place $\lambda$ (2022 vs 2023, docs/method.md §5.4);
 # 3. what the $\Delta$ floor and absent labels add to the logged loss (5.2, 5.14);
 # 4. why the base-loss reduction (sum vs mean) changes the effective $\lambda$ (2.4);
 # 5. three small ones: dead margin code (5.8), `type=bool` argument parsing (5.12), and
@@ -63,12 +63,14 @@ from clml_lib.losses import (
 from clml_lib.models import MultiLabelNet
 
 # %% [markdown]
-# ## 1. A backward that ignores `grad_output`, under `GradScaler` (paper.md 5.5)
+# ## 1. A backward that ignores `grad_output`, under `GradScaler` (docs/method.md §5.5)
 #
-# The CLML term (paper.md 2.3, with the $\lambda$ inside) is
+# The CLML term (docs/method.md §2.3, with the $\lambda$ inside) is
 #
 # $$
-# \mathcal L_{\text{CLML}}(\mathbf Z,\hat{\mathbf Y})=\frac{\lambda}{N}\Big(\sum_{k=1}^{C}\max\big(\Delta,\lVert\mathbf Z_k\rVert_*\big)-\lVert\mathbf Z\rVert_*\Big).
+# \mathcal L_{\text{CLML}}(\mathbf Z,\hat{\mathbf
+# Y})=\frac{\lambda}{N}\Big(\sum_{k=1}^{C}\max\big(\Delta,\lVert\mathbf
+# Z_k\rVert_*\big)-\lVert\mathbf Z\rVert_*\Big).
 # $$
 #
 # The official `CLLoss` is a `torch.autograd.Function`. Its `forward` computes the value *and*
@@ -85,18 +87,26 @@ from clml_lib.models import MultiLabelNet
 # round trip $\times S$, $\div S$. The CLML gradient skips the $\times S$:
 #
 # $$
-# \nabla_\theta^{\text{official}}=\nabla_\theta\mathcal L_{\text{base}}+\frac{1}{S}\,\nabla_\theta\mathcal L_{\text{CLML}}
+# \nabla_\theta^{\text{official}}=\nabla_\theta\mathcal
+# L_{\text{base}}+\frac{1}{S}\,\nabla_\theta\mathcal L_{\text{CLML}}
 # \quad\Longrightarrow\quad \lambda_{\text{eff}}=\frac{\lambda}{S}.
 # $$
 #
 # First the defect, from scratch: the objective written with `torch.linalg.matrix_norm` (plain
 # autograd, no `clml_lib`), wrapped in a 5-line `Function` whose backward ignores `grad_output`.
 
+
 # %%
 def plain_low_rank(Z, Y, delta=1.0):
-    """(1/N)(sum_k max(delta, ||Z_k||_*) - ||Z||_*) with torch's own nuclear norm; Z (N, D), Y (N, C)."""
-    local = [torch.clamp(torch.linalg.matrix_norm(Z[Y[:, k] == 1], ord="nuc"), min=delta)
-             if Y[:, k].any() else Z.new_tensor(delta) for k in range(Y.shape[1])]
+    """(1/N)(sum_k max(delta, ||Z_k||_*) - ||Z||_*) with torch's own nuclear norm.
+
+    Z (N, D), Y (N, C)."""
+    local = [
+        torch.clamp(torch.linalg.matrix_norm(Z[Y[:, k] == 1], ord="nuc"), min=delta)
+        if Y[:, k].any()
+        else Z.new_tensor(delta)
+        for k in range(Y.shape[1])
+    ]
     return (torch.stack(local).sum() - torch.linalg.matrix_norm(Z, ord="nuc")) / Z.shape[0]
 
 
@@ -124,7 +134,9 @@ class IgnoresGradOutput(torch.autograd.Function):
 
 # %%
 torch.manual_seed(0)
-net = MultiLabelNet(nn.Sequential(nn.Flatten(), nn.Linear(48, 24), nn.ReLU()), 24, 6, "toy").double()
+net = MultiLabelNet(
+    nn.Sequential(nn.Flatten(), nn.Linear(48, 24), nn.ReLU()), 24, 6, "toy"
+).double()
 opt = torch.optim.SGD(net.parameters(), lr=0.0)
 g = torch.Generator().manual_seed(1)
 x = torch.randn(16, 3, 4, 4, generator=g, dtype=torch.float64)  # (N, 3, H, W)
@@ -158,10 +170,15 @@ criteria = {
     "scratch IgnoresGradOutput": lambda s, z, y: IgnoresGradOutput.apply(z, y),
 }
 grads = {name: (body_grad(c), body_grad(c, scale=S0)) for name, c in criteria.items()}
-rows = [(name, f"{a.norm():.6f}", f"{b.norm():.4e}", f"{(b.norm() / a.norm()).item():.4e}")
-        for name, (a, b) in grads.items()]
-print(pd.DataFrame(rows, columns=["CLML term", "|grad| no scaler", "|grad| GradScaler", "ratio"])
-      .to_string(index=False))
+rows = [
+    (name, f"{a.norm():.6f}", f"{b.norm():.4e}", f"{(b.norm() / a.norm()).item():.4e}")
+    for name, (a, b) in grads.items()
+]
+print(
+    pd.DataFrame(
+        rows, columns=["CLML term", "|grad| no scaler", "|grad| GradScaler", "ratio"]
+    ).to_string(index=False)
+)
 print(f"1/S = {1 / S0:.4e}")
 
 # %%
@@ -190,7 +207,9 @@ for name in ["ours: low_rank_loss", "scratch IgnoresGradOutput"]:
     c = criteria[name]
     g1, g1000 = body_grad(c), body_grad(lambda s, z, y: 1000.0 * c(s, z, y))
     print(f"{name:28s} |grad(1000 L)| / |grad(L)| = {(g1000.norm() / g1.norm()).item():.1f}")
-assert torch.allclose(body_grad(lambda s, z, y: 1000.0 * official_style_low_rank(z, y)), official[0])
+assert torch.allclose(
+    body_grad(lambda s, z, y: 1000.0 * official_style_low_rank(z, y)), official[0]
+)
 
 # %% [markdown]
 # With the base loss added, the official gradient under the scaler is the gradient of
@@ -199,8 +218,8 @@ assert torch.allclose(body_grad(lambda s, z, y: 1000.0 * official_style_low_rank
 
 # %%
 lam = 1.0
-official_total = lambda s, z, y: BCELoss()(s, y) + official_style_low_rank(z, y, lambda_=lam)
-effective = lambda s, z, y: BCELoss()(s, y) + (lam / S0) * low_rank_loss(z, y)
+official_total = lambda s, z, y: BCELoss()(s, y) + official_style_low_rank(z, y, lambda_=lam)  # noqa: E731
+effective = lambda s, z, y: BCELoss()(s, y) + (lam / S0) * low_rank_loss(z, y)  # noqa: E731
 same = torch.allclose(body_grad(official_total, scale=S0), body_grad(effective))
 print("official (GradScaler, lambda) == correct (lambda / S):", same)
 assert same
@@ -218,6 +237,7 @@ assert same
 # $$
 #
 # Check the rule with a real `GradScaler` on a dummy parameter (growth interval 3, 10 steps):
+
 
 # %%
 def scale_rule(t, interval, s0=2.0**16):
@@ -255,8 +275,11 @@ print(f"mean lambda_eff over the run: {lam_eff.mean():.3e}")
 fig, ax = plt.subplots(figsize=(7, 3.5))
 ax.semilogy(t / steps_per_epoch, lam_eff, label=r"official script: $\lambda/S_t$")
 ax.axhline(lam, color="C1", ls="--", label=r"intended $\lambda=1$ (ours)")
-ax.set(xlabel="epoch", ylabel=r"effective weight of $\mathcal{L}_{CLML}$",
-       title="Effective CLML weight under GradScaler\n(26 epochs x 1283 steps, no overflow)")
+ax.set(
+    xlabel="epoch",
+    ylabel=r"effective weight of $\mathcal{L}_{CLML}$",
+    title="Effective CLML weight under GradScaler\n(26 epochs x 1283 steps, no overflow)",
+)
 ax.legend(loc="center right")
 plt.show()
 
@@ -266,18 +289,21 @@ plt.show()
 # gradient on $\mathbf Z$ is already about 70 times that of the CLML term at $\lambda=1$ (section 4
 # below); at $\lambda/S$ the CLML share of the gradient is of the order of $10^{-7}$ or less.
 #
-# **Our decision** (paper.md Q2): the subgradient is carried by autograd (`nuclear_norm` and
+# **Our decision** (docs/method.md §6 Q2): the subgradient is carried by autograd (`nuclear_norm`
+# and
 # `low_rank_loss` build a surrogate whose gradient is $\mathbf U_r\mathbf V_r^\top$), so it is
 # multiplied by `grad_output` like every other gradient, and `GradScaler` is harmless.
 # `official_style_low_rank` exists only for this audit.
 
 # %% [markdown]
-# ## 2. Where $\lambda$ sits: 2022 vs 2023 code (paper.md 5.4)
+# ## 2. Where $\lambda$ sits: 2022 vs 2023 code (docs/method.md §5.4)
 #
 # $$
-# \text{2023: }\ \frac{\lambda}{N}\Big(\sum_k\max(\Delta,\lVert\mathbf Z_k\rVert_*)-\lVert\mathbf Z\rVert_*\Big),
+# \text{2023: }\ \frac{\lambda}{N}\Big(\sum_k\max(\Delta,\lVert\mathbf Z_k\rVert_*)-\lVert\mathbf
+# Z\rVert_*\Big),
 # \qquad
-# \text{2022: }\ \frac{\lambda}{N}\Big(\sum_k\max(\Delta,\lVert\mathbf Z_k\rVert_*)-\lambda\lVert\mathbf Z\rVert_*\Big).
+# \text{2022: }\ \frac{\lambda}{N}\Big(\sum_k\max(\Delta,\lVert\mathbf
+# Z_k\rVert_*)-\lambda\lVert\mathbf Z\rVert_*\Big).
 # $$
 #
 # From scratch (singular values from `torch.linalg.svdvals`) and through the library's switch
@@ -298,8 +324,12 @@ print(f"sum_k max(1, ||Z_k||_*) = {local:.4f}   ||Z||_* = {glob:.4f}")
 rows = []
 for lam_ in [0.1, 0.5, 1.0, 2.0, 5.0]:
     scratch = {"2023": lam_ * (local - glob) / N, "2022": lam_ * (local - lam_ * glob) / N}
-    lib = {p: CLMLLoss("BCE", lambda_=lam_, use_correction=False, lambda_placement=p)
-           .forward_parts(logits, Z, Y).low_rank.item() for p in ("2023", "2022")}
+    lib = {
+        p: CLMLLoss("BCE", lambda_=lam_, use_correction=False, lambda_placement=p)
+        .forward_parts(logits, Z, Y)
+        .low_rank.item()
+        for p in ("2023", "2022")
+    }
     assert all(np.isclose(scratch[p], lib[p], rtol=1e-10) for p in lib)
     rows.append((lam_, f"{lib['2023']:.4f}", f"{lib['2022']:.4f}"))
 print(pd.DataFrame(rows, columns=["lambda", "2023 form", "2022 form"]).to_string(index=False))
@@ -308,25 +338,96 @@ assert rows[2][1] == rows[2][2]
 
 # %% [markdown]
 # The two agree only at $\lambda=1$. For $\lambda<1$ the 2022 form pushes *less* (global term
-# weighted $\lambda^2$), for $\lambda>1$ more. Worse, the 2022 form is bounded below only while
-# $\lambda\le\sum_k\max(\Delta,\lVert\mathbf Z_k\rVert_*)/\lVert\mathbf Z\rVert_*$ (here
-# $421.94/120.28\approx3.5$, a batch-dependent number). Above it the value is negative and, since
-# the objective is 1-homogeneous in $\mathbf Z$ once every label is above the floor, scaling the
-# features up decreases it without limit. The 2023 form stays $\ge0$ whenever every image has a
-# label (paper.md 2.3, derived property). At $\lambda=5$:
+# weighted $\lambda^2$), for $\lambda>1$ more. Worse, the 2022 form need not be bounded below.
+# Above the floor it is positively 1-homogeneous in $\mathbf Z$, so it is bounded below over all
+# features if and only if
+#
+# $$
+# \lambda\ \le\ \rho^\ast(\hat{\mathbf Y})=\inf_{\mathbf Z\ne0}\frac{\sum_k\lVert\mathbf
+# Z_k\rVert_*}{\lVert\mathbf Z\rVert_*}:
+# $$
+#
+# if some $\mathbf Z$ has a ratio below $\lambda$, the loss at $c\mathbf Z$ falls linearly in $c$
+# (the floor only adds a constant); if none has, the bracket is never negative. The ratio of one
+# particular batch ($421.94/120.28\approx3.5$ above) is *not* the threshold: the infimum runs over
+# every $\mathbf Z$ with these label sets. It equals $m_{\min}=\min_i m_i$, the fewest labels
+# carried by one image ($m_i\ge1$ for all $i$):
+#
+# * a $\mathbf Z$ whose only non-zero row is that of an image with $m_{\min}$ labels has ratio
+#   $m_{\min}$ (each of its labels has $\lVert\mathbf Z_k\rVert_*=\lVert\mathbf z_i\rVert$);
+# * with $\mathbf D_k$ the 0/1 diagonal matrix of the rows of label $k$,
+#   $\sum_k\lVert\mathbf Z_k\rVert_*=\sum_k\lVert\mathbf D_k\mathbf
+#   Z\rVert_*\ge\lVert\operatorname{diag}(m)\mathbf Z\rVert_*\ge m_{\min}\lVert\mathbf Z\rVert_*$
+#   (triangle inequality, then $\operatorname{diag}(m)\succeq m_{\min}\mathbf I$).
+#
+# So the 2022 form is bounded below exactly for $\lambda\le m_{\min}$: always for $\lambda\le1$;
+# for *no* $\lambda>1$ as soon as one image of the batch carries a single label (the usual case:
+# the COCO 40 % split has 1.17 labels per image); up to $\lambda=2$ in a batch where every image
+# carries the same two labels (there $\mathbf Z_1=\mathbf Z_2=\mathbf Z$ and the ratio is 2 for
+# every
+# $\mathbf Z$). The 2023 form stays $\ge0$ whenever every image has a label (docs/method.md §2.3).
+#
+# Measured on the batch above, which has single-label images: at $\lambda=2$, below its own ratio
+# 3.5, the 2022 value is positive at $\mathbf Z$ but falls without limit along the features that
+# keep only a single-label image's row; and on a batch where every image carries the same two
+# labels, $\lambda=1.9$ stays bounded while $\lambda=2.1$ does not.
+
+
+# %%
+def low_rank_2022(Z, Y, lam):
+    """The 2022 form from singular values (lambda inside and on the global term), float64."""
+    nuc = lambda A: torch.linalg.svdvals(A).sum().item() if len(A) else 0.0  # noqa: E731
+    local = sum(max(1.0, nuc(Z[Y[:, k] == 1])) for k in range(Y.shape[1]))
+    return lam * (local - lam * nuc(Z)) / Z.shape[0]
+
+
+m = Y.sum(1)  # (N,) labels per image
+i_min = int(m.argmin())
+Z_one = torch.zeros_like(Z)
+Z_one[i_min] = Z[i_min]  # keep only the row of an image with the fewest labels
+print(f"fewest labels on one image: m_min = {int(m.min())}; batch ratio at Z: {local / glob:.2f}")
+print(f"lambda = 2, features Z: 2022 form {low_rank_2022(Z, Y, 2.0):.4f}")
+for c in [1.0, 10.0, 100.0]:
+    print(
+        f"lambda = 2, only row {i_min} kept, x {c:5.0f}: 2022 form "
+        f"{low_rank_2022(c * Z_one, Y, 2.0):10.4f}"
+    )
+Y_two = torch.zeros(N, C, dtype=torch.float64)
+Y_two[:, :2] = 1  # every image carries labels 0 and 1
+for lam_ in (1.9, 2.1):
+    vals = [low_rank_2022(c * Z, Y_two, lam_) for c in (1.0, 10.0, 100.0)]
+    print(
+        f"same two labels everywhere, lambda = {lam_}: features x 1, 10, 100 -> "
+        + ", ".join(f"{v:.3f}" for v in vals)
+    )
+assert (
+    low_rank_2022(Z, Y, 2.0) > 0
+    and low_rank_2022(100 * Z_one, Y, 2.0) < low_rank_2022(10 * Z_one, Y, 2.0) < 0
+)
+assert low_rank_2022(100 * Z, Y_two, 1.9) > 0 > low_rank_2022(100 * Z, Y_two, 2.1)
+
+# %% [markdown]
+# And the original batch at $\lambda=5$, above its own ratio, simply scaled:
 
 # %%
 for c in [1.0, 10.0, 100.0]:
-    v = {p: CLMLLoss("BCE", lambda_=5.0, use_correction=False, lambda_placement=p)
-         .forward_parts(logits, c * Z, Y).low_rank.item() for p in ("2023", "2022")}
-    print(f"lambda = 5, features x {c:5.0f}:  2023 form {v['2023']:10.4f}   2022 form {v['2022']:10.4f}")
+    v = {
+        p: CLMLLoss("BCE", lambda_=5.0, use_correction=False, lambda_placement=p)
+        .forward_parts(logits, c * Z, Y)
+        .low_rank.item()
+        for p in ("2023", "2022")
+    }
+    print(
+        f"lambda = 5, features x {c:5.0f}:  2023 form {v['2023']:10.4f}   2022 form "
+        f"{v['2022']:10.4f}"
+    )
 
 # %% [markdown]
 # A $\lambda$ sweep run with the 2022 code and one run with the 2023 code therefore measure
 # different objectives. **Our decision** (Q3): default `lambda_placement='2023'`; the 2022 form is
 # available for A/B runs.
 #
-# ## 3. The $\Delta$ floor and absent labels (paper.md 5.2, 5.14)
+# ## 3. The $\Delta$ floor and absent labels (docs/method.md §5.2, §5.14)
 #
 # A label $k$ absent from the batch has $\mathbf Z_k$ of shape $(0,d)$ and
 # $\lVert\mathbf Z_k\rVert_*=0$, so it contributes $\max(\Delta,0)=\Delta$: a constant
@@ -335,13 +436,18 @@ for c in [1.0, 10.0, 100.0]:
 
 # %%
 lam, delta = 0.5, 1.0
-Y_more = torch.cat([Y, torch.zeros(N, 3, dtype=torch.float64)], dim=1)  # (N, C + 3), 3 absent labels
+Y_more = torch.cat(
+    [Y, torch.zeros(N, 3, dtype=torch.float64)], dim=1
+)  # (N, C + 3), 3 absent labels
 crit = CLMLLoss("BCE", lambda_=lam, delta=delta, use_correction=False)
 Za, Zb = Z.clone().requires_grad_(True), Z.clone().requires_grad_(True)
 va = crit.forward_parts(torch.zeros(N, C, dtype=torch.float64), Za, Y).low_rank
 vb = crit.forward_parts(torch.zeros(N, C + 3, dtype=torch.float64), Zb, Y_more).low_rank
 (ga,), (gb,) = torch.autograd.grad(va, Za), torch.autograd.grad(vb, Zb)
-print(f"logged CLML term rises by {(vb - va).item():.6f};  3 * Delta * lambda / N = {3 * delta * lam / N:.6f}")
+print(
+    f"logged CLML term rises by {(vb - va).item():.6f};  3 * Delta * lambda / N = "
+    f"{3 * delta * lam / N:.6f}"
+)
 print("gradient unchanged:", torch.allclose(ga, gb))
 assert np.isclose((vb - va).item(), 3 * delta * lam / N) and torch.allclose(ga, gb)
 
@@ -373,13 +479,14 @@ assert torch.allclose(g_with, g_without)
 # (the offset is logged, never differentiated). Neither the floor nor $1/N$ is in the paper's
 # figure; both come from OLÉ.
 #
-# ## 4. Sum vs mean reduction of the base loss, and the effective $\lambda$ (paper.md 2.4)
+# ## 4. Sum vs mean reduction of the base loss, and the effective $\lambda$ (docs/method.md §2.4)
 #
 # The reference **sums** the base loss over the $N\times C$ entries. At initialisation
 # ($s_{ic}\approx0$, $p_{ic}\approx\tfrac12$) every entry costs $\ln2$:
 #
 # $$
-# \mathcal L_{\text{BCE}}=-\sum_{i,c}\big[y_{ic}\log p_{ic}+(1-y_{ic})\log(1-p_{ic})\big]\approx NC\ln2 .
+# \mathcal L_{\text{BCE}}=-\sum_{i,c}\big[y_{ic}\log p_{ic}+(1-y_{ic})\log(1-p_{ic})\big]\approx
+# NC\ln2 .
 # $$
 #
 # A batch like the reference's: $N=64$, $C=80$, COCO-like label frequencies, post-ReLU features
@@ -388,20 +495,28 @@ assert torch.allclose(g_with, g_without)
 # %%
 g = torch.Generator().manual_seed(3)
 N, C, D = 64, 80, 256
-freq = 0.45 * torch.arange(1, C + 1, dtype=torch.float64) ** -0.9  # (C,) label frequencies, "person" 0.45
+freq = (
+    0.45 * torch.arange(1, C + 1, dtype=torch.float64) ** -0.9
+)  # (C,) label frequencies, "person" 0.45
 Y = (torch.rand(N, C, generator=g, dtype=torch.float64) < freq).double()  # (N, C)
 Z = torch.relu(torch.randn(N, D, generator=g, dtype=torch.float64)).requires_grad_(True)  # (N, D)
 head = nn.Linear(D, C).double()
 logits = head(Z)  # (N, C)
 scratch_bce = F.binary_cross_entropy_with_logits(logits, Y, reduction="sum")
-print(f"BCE (sum), scratch {scratch_bce.item():.2f}, library {BCELoss()(logits, Y).item():.2f}, "
-      f"N C ln2 = {N * C * np.log(2):.2f}")
+print(
+    f"BCE (sum), scratch {scratch_bce.item():.2f}, library {BCELoss()(logits, Y).item():.2f}, "
+    f"N C ln2 = {N * C * np.log(2):.2f}"
+)
 assert torch.allclose(scratch_bce, BCELoss()(logits, Y))
-print(f"labels per image {Y.sum(1).mean():.2f}; labels absent from the batch {(Y.sum(0) == 0).sum().item()}")
+print(
+    f"labels per image {Y.sum(1).mean():.2f}; labels absent from the batch "
+    f"{(Y.sum(0) == 0).sum().item()}"
+)
 
 # %% [markdown]
 # The base loss is a few thousand, the CLML term is $O(1)$. What matters for training is their
 # gradients with respect to $\mathbf Z$:
+
 
 # %%
 def grad_norm_wrt_Z(loss):
@@ -410,8 +525,11 @@ def grad_norm_wrt_Z(loss):
 
 
 lr_term = low_rank_loss(Z, Y)
-for name, L in [("BCE, sum", BCELoss()(logits, Y)), ("BCE, mean", BCELoss(reduction="mean")(logits, Y)),
-                ("CLML low-rank term (lambda=1)", lr_term)]:
+for name, L in [
+    ("BCE, sum", BCELoss()(logits, Y)),
+    ("BCE, mean", BCELoss(reduction="mean")(logits, Y)),
+    ("CLML low-rank term (lambda=1)", lr_term),
+]:
     print(f"{name:30s} value {L.item():10.4f}   |dL/dZ| {grad_norm_wrt_Z(L):.4e}")
 
 # %% [markdown]
@@ -434,7 +552,9 @@ L_sum = CLMLLoss("BCE", lambda_=lam_sum, use_correction=False, reduction="sum")(
 L_mean = CLMLLoss("BCE", lambda_=lam_mean, use_correction=False, reduction="mean")(logits, Z, Y)
 (g_sum,) = torch.autograd.grad(L_sum, Z, retain_graph=True)
 (g_mean,) = torch.autograd.grad(L_mean, Z, retain_graph=True)
-print("N C * grad(mean, lambda_mean) == grad(sum, lambda_sum):", torch.allclose(N * C * g_mean, g_sum))
+print(
+    "N C * grad(mean, lambda_mean) == grad(sum, lambda_sum):", torch.allclose(N * C * g_mean, g_sum)
+)
 assert torch.allclose(N * C * g_mean, g_sum) and np.isclose(lam_mean, lam_sum / (N * C))
 
 # %% [markdown]
@@ -444,12 +564,13 @@ assert torch.allclose(N * C * g_mean, g_sum) and np.isclose(lam_mean, lam_sum / 
 #
 # ## 5. Three small discrepancies
 #
-# ### 5a. Dead margin code in the label correction (paper.md 5.8)
+# ### 5a. Dead margin code in the label correction (docs/method.md §5.8)
 #
 # The official correction first subtracts a margin $m=1$ from the logits of observed positives,
 # then thresholds $\sigma(\cdot)>\tau$. Observed positives stay 1 anyway, so the margin never
 # changes the result. Rebuilt from that description, with and without the margin, against
 # `correct_labels`:
+
 
 # %%
 def official_style_correction(s, y, tau, margin):
@@ -461,20 +582,34 @@ def official_style_correction(s, y, tau, margin):
 g = torch.Generator().manual_seed(4)
 s = 2 * torch.randn(64, 12, generator=g)  # (N, C) logits
 y = (torch.rand(64, 12, generator=g) < 0.2).float()  # (N, C)
-with_m, without_m = official_style_correction(s, y, 0.75, 1.0), official_style_correction(s, y, 0.75, 0.0)
+with_m, without_m = (
+    official_style_correction(s, y, 0.75, 1.0),
+    official_style_correction(s, y, 0.75, 0.0),
+)
 lib = correct_labels(s, y, tau=0.75, epoch=1)
-print("margin 1 == margin 0:", torch.equal(with_m, without_m), "| == correct_labels:", torch.equal(with_m, lib))
+print(
+    "margin 1 == margin 0:",
+    torch.equal(with_m, without_m),
+    "| == correct_labels:",
+    torch.equal(with_m, lib),
+)
 assert torch.equal(with_m, without_m) and torch.equal(with_m, lib)
 
 # %% [markdown]
-# ### 5b. `--use_clml` with `type=bool` (paper.md 5.12)
+# ### 5b. `--use_clml` with `type=bool` (docs/method.md §5.12)
 #
 # argparse calls `bool(string)`, and every non-empty string is true:
 
 # %%
 parser = argparse.ArgumentParser()
 parser.add_argument("--use_clml", type=bool, default=False)
-for argv in [[], ["--use_clml", "True"], ["--use_clml", "False"], ["--use_clml", "0"], ["--use_clml", ""]]:
+for argv in [
+    [],
+    ["--use_clml", "True"],
+    ["--use_clml", "False"],
+    ["--use_clml", "0"],
+    ["--use_clml", ""],
+]:
     print(f"{' '.join(argv) or '(no flag)':20s} -> use_clml = {parser.parse_args(argv).use_clml}")
 assert parser.parse_args(["--use_clml", "False"]).use_clml is True
 
@@ -483,7 +618,7 @@ assert parser.parse_args(["--use_clml", "False"]).use_clml is True
 # empty string) gives the baseline. Our `TrainConfig.use_clml` is a real boolean (papermill's
 # `-p use_clml false` is typed).
 #
-# ### 5c. Inputs without ImageNet normalisation (paper.md 5.10)
+# ### 5c. Inputs without ImageNet normalisation (docs/method.md §5.10)
 #
 # The reference feeds pixels in $[0,1]$ to torchvision's ImageNet ResNet-101, whose weights were
 # trained on $(x-\mu)/\sigma$ with $\mu=(0.485,0.456,0.406)$, $\sigma=(0.229,0.224,0.225)$. The
@@ -493,9 +628,17 @@ assert parser.parse_args(["--use_clml", "False"]).use_clml is True
 # %%
 mu = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
 sigma = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
-img = torch.rand(3, 448, 448, generator=torch.Generator().manual_seed(5))  # uniform pixels in [0, 1]
-for name, t_ in [("reference: raw [0, 1]", img), ("torchvision: (x - mu) / sigma", (img - mu) / sigma)]:
-    print(f"{name:30s} mean {t_.mean():+.3f}  std {t_.std():.3f}  range [{t_.min():+.2f}, {t_.max():+.2f}]")
+img = torch.rand(
+    3, 448, 448, generator=torch.Generator().manual_seed(5)
+)  # uniform pixels in [0, 1]
+for name, t_ in [
+    ("reference: raw [0, 1]", img),
+    ("torchvision: (x - mu) / sigma", (img - mu) / sigma),
+]:
+    print(
+        f"{name:30s} mean {t_.mean():+.3f}  std {t_.std():.3f}  range [{t_.min():+.2f}, "
+        f"{t_.max():+.2f}]"
+    )
 
 # %% [markdown]
 # Fine-tuning (BatchNorm statistics, 26 epochs) absorbs much of this, so it is a protocol
@@ -515,13 +658,13 @@ for name, t_ in [("reference: raw [0, 1]", img), ("torchvision: (x - mu) / sigma
 #   differ by little more than the randomness of a run. Whatever produced the reported gains
 #   (+1.2 mAP on COCO, +1.6 on VOC, +1.3 on NUS-WIDE) **could not have come from this exact
 #   script, unless it ran without `GradScaler`** (or with a different backward). We cannot tell
-#   which code produced the tables: the body of the paper is not available (paper.md section 0).
+#   which code produced the tables: the body of the paper is not available (docs/method.md §0).
 # * The other discrepancies change what "$\lambda=1$" means: the 2022 vs 2023 placement (same
 #   only at $\lambda=1$), and the summed base loss (a mean-reduced reimplementation must divide
 #   $\lambda$ by $NC$). A `--use_clml False` run is silently a CLML run.
 # * `clml_lib` uses the correct gradient, so a `clml_lib` "+CLML" run is **not** a reproduction of
 #   the released script. It tests the method as the paper describes it. Judge it by its gain over
-#   its own baseline under identical settings (paper.md Q14).
+#   its own baseline under identical settings (docs/method.md §6 Q14).
 #
 # ## Summary
 #
@@ -529,21 +672,44 @@ for name, t_ in [("reference: raw [0, 1]", img), ("torchvision: (x - mu) / sigma
 #   divides the CLML gradient by $S$ ($2^{16}$, doubling every 2000 steps), and it ignores any outer
 #   weight. Ours carries the gradient through autograd and is unaffected.
 # * $\lambda$ placement: the 2022 and 2023 code agree only at $\lambda=1$; the 2022 form is
-#   unbounded below for $\lambda>1$.
+#   bounded below exactly for $\lambda\le\min_i m_i$ (the fewest labels on one image of the
+#   batch), so for no $\lambda>1$ once a batch holds a single-label image.
 # * Absent labels add the constant $\Delta\lambda/N$ to the logged loss, with no gradient; labels
 #   under the floor are not pulled.
-# * Summing the base loss makes it $NC$ times larger than averaging it: $\lambda_{\text{mean}}=\lambda_{\text{sum}}/(NC)$.
+# * Summing the base loss makes it $NC$ times larger than averaging it:
+#   $\lambda_{\text{mean}}=\lambda_{\text{sum}}/(NC)$.
 # * The margin in the correction is dead code, `type=bool` parses `"False"` as True, and inputs are
 #   not normalised.
 #
 # ## Exercises
 #
-# 1. Fix `IgnoresGradOutput.backward` (one token) and re-run section 1: which checks change?
-# 2. With `torch.amp.GradScaler('cpu', growth_interval=5)`, make step 7 overflow (put `inf` in a
-#    gradient) and verify how $S$ and $\lambda_{\text{eff}}$ react. How many overflows would it
-#    take to keep $\lambda_{\text{eff}}\ge10^{-3}$?
-# 3. Compute the threshold $\lambda^\ast=\sum_k\max(\Delta,\lVert\mathbf Z_k\rVert_*)/\lVert\mathbf Z\rVert_*$
-#    of the 2022 form for the COCO-like batch of section 4. Why is $\lambda^\ast\ge1$ whenever
-#    every image has a label?
-# 4. The reference uses batch 64; its argparse default is 16. How do the base-loss sum, the CLML
-#    term and `equivalent_lambda` change with $N=16$?
+# Each exercise has a checker: replace `None` by your answer and run the cell. Written solutions
+# and code: `notebooks/solutions/ch06.md` and `ch06.py`.
+#
+# 1. Fix the official structure: write a `torch.autograd.Function` whose `forward(ctx, Z, Y)`
+#    computes the low-rank term ($\Delta=1$, $\lambda=1$) and stores its subgradient, and whose
+#    `backward` returns the right gradient whatever `grad_output` is (one token differs from
+#    `IgnoresGradOutput`). Which checks of section 1 would change?
+
+# %%
+from clml_lib.exercises import ch06
+
+answer_1 = None  # a torch.autograd.Function subclass
+_ = ch06.check_fixed_backward(answer_1)
+
+# %% [markdown]
+# 2. Give, as a function `f(Y)` of a 0/1 label matrix with at least one label per image, the largest
+#    $\lambda$ for which the 2022 form is bounded below over all features, and prove it (section 2).
+
+# %%
+answer_2 = None  # a function f(Y) -> lambda*
+_ = ch06.check_bounded_lambda(answer_2)
+
+# %% [markdown]
+# 3. The reference's argparse default batch is 16 (its README uses 64). Which $\lambda$ for a
+#    mean-reduced base loss keeps the balance of $\lambda=1$ with a summed one at $N=16$, $C=80$?
+#    What else changes in the CLML term when $N$ drops from 64 to 16?
+
+# %%
+answer_3 = None  # lambda for reduction='mean'
+_ = ch06.check_equivalent_lambda_n16(answer_3)

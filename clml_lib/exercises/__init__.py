@@ -15,20 +15,28 @@ Layout (one chapter = one notebook ``NN_*.ipynb``):
 * ``tests/test_solutions.py`` runs every solution through its checker, every wrong answer too, and
   checks that each notebook calls every checker of its chapter.
 
-A new chapter (e.g. notebook 04) adds ``chNN.py`` here, ``chNN.py`` and ``chNN.md`` under
-``notebooks/solutions/``, and calls ``check_...`` in its exercise cells; the test finds them.
+A new chapter (e.g. notebook 04) adds ``ch04.py`` here, ``ch04.py`` and ``ch04.md`` under
+``notebooks/solutions/``, and calls ``check_...`` in its exercise cells; :data:`CHAPTERS` and
+the test find them without further registration.
 """
 
 from __future__ import annotations
 
+import pkgutil
 from typing import Any, Callable
 
 import numpy as np
 
 __all__ = ["ExerciseError", "verdict", "close", "CHAPTERS"]
 
-#: chapters that have checkers (module ``clml_lib.exercises.chNN``)
-CHAPTERS = ("00", "01", "02", "03", "06")
+#: chapters that have checkers: every module ``clml_lib.exercises.chNN`` present
+CHAPTERS = tuple(
+    sorted(
+        m.name[2:]
+        for m in pkgutil.iter_modules(__path__)
+        if m.name.startswith("ch") and m.name[2:].isdigit()
+    )
+)
 
 
 class ExerciseError(AssertionError):

@@ -79,17 +79,30 @@ def check_bound_chain(answer) -> bool:
     return verdict("03.3 the bound chain", answer, judge, ok=f"{a_:.3f} <= {b_:.3f} <= {c_:.3f}")
 
 
-def check_bucket_sizes(answer: dict | None) -> bool:
-    """Exercise 03.4. ``answer = {n: padded size}`` for the member counts
-    n in (1, 2, 3, 5, 8, 9, 17, 33, 64): the size each count is padded to by the bucketing rule
-    (size 1 exact, otherwise the next power of two)."""
-    counts = (1, 2, 3, 5, 8, 9, 17, 33, 64)
+def check_group_sizes(answer: dict | None) -> bool:
+    """Exercise 03.4. ``answer = {n: padded size}`` for a batch with one label of each member
+    count n in (1, 2, 3, 5, 9, 17, 33, 64): labels with one member form their own group, the
+    others are grouped by the next power of four of their count (2-4, 5-16, 17-64, ...), and a
+    group is padded to the largest count in it."""
+    counts = (1, 2, 3, 5, 9, 17, 33, 64)
+
+    def group(n: int) -> int:  # 0 for single members, then 1 for 2-4, 2 for 5-16, 3 for 17-64
+        if n == 1:
+            return 0
+        k = 1
+        while 4**k < n:
+            k += 1
+        return k
+
+    padded = {n: max(m for m in counts if group(m) == group(n)) for n in counts}
 
     def judge(a):
         for n in counts:
-            exp = 1 if n == 1 else 2 ** (n - 1).bit_length()  # smallest power of two >= n
-            if int(a.get(n, -1)) != exp:
-                return f"count {n} is padded wrongly: the smallest power of two that holds it"
+            if int(a.get(n, -1)) != padded[n]:
+                return (
+                    f"count {n} is padded wrongly: find its group, then the largest count "
+                    "in that group"
+                )
         return None
 
-    return verdict("03.4 bucket sizes", answer, judge, ok="at most log2(N) + 1 buckets")
+    return verdict("03.4 group sizes", answer, judge, ok="4 groups, 3 batched eigh calls")

@@ -31,13 +31,18 @@ def solve_bound_chain():
     return nuc(Z), nuc(m * Z), sum(nuc(Z[Y[:, k] == 1]) for k in range(Y.shape[1]))
 
 
-def solve_bucket_sizes():
-    return {n: 1 if n == 1 else 1 << (n - 1).bit_length() for n in (1, 2, 3, 5, 8, 9, 17, 33, 64)}
+def solve_group_sizes():
+    counts = (1, 2, 3, 5, 9, 17, 33, 64)
+    key = lambda n: 0 if n == 1 else ((n - 1).bit_length() + 1) // 2  # noqa: E731
+    return {n: max(m for m in counts if key(m) == key(n)) for n in counts}
 
 
 WRONG = {
     "single_row_subgradient": [lambda z: z, lambda z: z / z.norm()],
     "labels_per_image": [2.5, 1.17],
     "bound_chain": [(1.0, 2.0, 3.0)],
-    "bucket_sizes": [{n: n for n in (1, 2, 3, 5, 8, 9, 17, 33, 64)}],
+    "group_sizes": [
+        {n: n for n in (1, 2, 3, 5, 9, 17, 33, 64)},
+        {n: 1 if n == 1 else 1 << (n - 1).bit_length() for n in (1, 2, 3, 5, 9, 17, 33, 64)},
+    ],
 }
