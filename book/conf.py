@@ -1,0 +1,82 @@
+"""Sphinx configuration of the clml book (built by ``bash scripts/book.sh``; see book/build.py).
+
+The source directory is a staged copy of the repository's own layout (README.md as index.md,
+notebooks/, docs/, data/README.md, the generated API and run-time pages), so links written for
+the repository (``notebooks/03_low_rank_terms.ipynb``) resolve in the site too. Nothing is
+fetched at build or view time: the theme ships with its Python package and MathJax 3 is copied
+from the ``django-static-mathjax`` wheel into ``_static/mathjax``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+BOOK = Path(__file__).resolve().parent
+sys.path.insert(0, str(BOOK / "_ext"))
+
+
+def _mathjax_static() -> str:
+    """Folder holding ``mathjax/es5/`` inside the installed django-static-mathjax package."""
+    spec = importlib.util.find_spec("mathjax")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError(
+            "MathJax 3 is not installed: pip install -e '.[book]' (package django-static-mathjax)"
+        )
+    static = Path(list(spec.submodule_search_locations)[0]) / "static"
+    if not (static / "mathjax" / "es5" / "tex-svg.js").is_file():
+        raise RuntimeError(
+            f"{static}/mathjax/es5/tex-svg.js missing: reinstall django-static-mathjax"
+        )
+    return str(static)
+
+
+project = "clml: CLML, reference and teachable"
+author = "the clml authors"
+root_doc = "index"
+extensions = [
+    "myst_nb",
+    "sphinx.ext.autodoc",
+    "sphinx.ext.napoleon",
+    "sphinx.ext.viewcode",
+    "sphinx.ext.mathjax",
+    "clml_book",
+]
+exclude_patterns = ["_build", "**.ipynb_checkpoints", "run_times.json"]
+suppress_warnings = ["myst.header"]  # chapters may skip heading levels (## under #)
+
+# notebooks: rendered from their committed outputs, never executed
+nb_execution_mode = "off"
+nb_merge_streams = True
+myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence"]
+myst_heading_anchors = 3
+
+# API reference from the docstrings
+autodoc_member_order = "bysource"
+autodoc_default_options = {"members": True, "show-inheritance": True}
+autodoc_typehints = "description"
+autodoc_inherit_docstrings = False  # torch.autograd.Function docstrings are not ours
+napoleon_google_docstring = True
+napoleon_numpy_docstring = False
+
+# math: MathJax 3 served by the site itself, SVG output (no font files to fetch)
+mathjax_path = "mathjax/es5/tex-svg.js"
+mathjax3_config = {
+    "tex": {"tags": "ams"},
+    "svg": {"fontCache": "global"},
+    "options": {"enableMenu": False},
+}
+
+html_theme = "sphinx_book_theme"
+html_title = "clml: CLML, reference and teachable"
+html_static_path = [str(BOOK / "_static"), _mathjax_static()]
+html_css_files = ["clml_book.css"]
+html_theme_options = {
+    "show_toc_level": 2,
+    "home_page_in_toc": True,
+    "use_download_button": True,
+    "navigation_with_keys": False,
+}
+html_show_sourcelink = False
+html_copy_source = True  # the download button offers the page source
