@@ -237,11 +237,6 @@ class TrainConfig:
         """Index of the last epoch trained (``stop_epoch``, or ``epochs - 1`` when it is -1)."""
         return self.epochs - 1 if self.stop_epoch == -1 else self.stop_epoch
 
-    @property
-    def correction(self) -> bool:
-        """Former name of :attr:`use_correction`, read-only, kept while callers switch."""
-        return self.use_correction
-
     def path(self, name: str) -> Path | None:
         """The path field ``name`` as an absolute path (relative: from the project root), or None
         when it is empty; ``weights_path: imagenet`` is not a path (None).
