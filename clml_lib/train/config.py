@@ -298,8 +298,6 @@ CLML_FIELDS = tuple(n for n, s in _SPECS.items() if s.role == "clml")
 EXPERIMENT_FIELDS = tuple(n for n, s in _SPECS.items() if s.role == "experiment")
 #: path fields (relative values are taken from the project root)
 PATH_FIELDS = tuple(n for n, s in _SPECS.items() if s.path)
-#: former name, kept while the engine switches to ``BOOKKEEPING_FIELDS``
-RESUME_FREE_FIELDS = BOOKKEEPING_FIELDS
 
 for _name, _spec in _SPECS.items():  # the declarations themselves must be consistent
     assert _spec.role in ROLES, (_name, _spec.role)
@@ -537,5 +535,5 @@ __all__ = [
     "parse_override", "check_field", "schema_rows", "help_text", "parameters_cell_source",
     "schema_table_md", "render_configuration_md", "DOC_MARKERS", "DATASETS", "SETTINGS",
     "BASE_LOSSES", "AMP_MODES", "REDUCTIONS", "ROLES", "RENAMED", "BOOKKEEPING_FIELDS",
-    "CLML_FIELDS", "EXPERIMENT_FIELDS", "PATH_FIELDS", "RESUME_FREE_FIELDS",
+    "CLML_FIELDS", "EXPERIMENT_FIELDS", "PATH_FIELDS",
 ]
