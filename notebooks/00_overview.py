@@ -34,9 +34,9 @@
 #
 # **Runs in** a few seconds on 2 CPU cores: 8 teaching images and random tensors, no training.
 #
-# Sources: the method as reconstructed in `paper.md` (the paper's body is not available; the
+# Sources: the method as reconstructed in `docs/method.md` (the paper's body is not available; the
 # equations come from the abstract, the paper's two figures and the official code, marked as
-# such there).
+# such there); evaluation protocols and metric traps in `docs/evaluation.md`.
 
 # %%
 from clml_lib.nb import setup_notebook
@@ -72,13 +72,18 @@ from clml_lib.losses import CLMLLoss
 demo = TeachingMultiLabel("train", num_images=8, seed=0)
 truth, classes = demo.labels, demo.classes  # (8, 12) full labels, 12 names
 observed = simulate_missing(truth, "40left", seed=0)  # (8, 12) 1/0, assume-negative
-cells = [["1" if o else ("FN" if t else ".") for o, t in zip(orow, trow)]
-         for orow, trow in zip(observed.tolist(), truth.tolist())]
+cells = [
+    ["1" if o else ("FN" if t else ".") for o, t in zip(orow, trow)]
+    for orow, trow in zip(observed.tolist(), truth.tolist())
+]
 table = pd.DataFrame(cells, columns=classes, index=[f"img{i}" for i in range(8)])
 print(table.to_string())
 n_pos, n_obs = int(truth.sum()), int(observed.sum())
 print(f"true positives {n_pos}, observed {n_obs}, false negatives {n_pos - n_obs}")
-print(f"zeros in the training matrix that are really positives: {(n_pos - n_obs) / (truth.numel() - n_obs):.3f}")
+print(
+    "zeros in the training matrix that are really positives: "
+    f"{(n_pos - n_obs) / (truth.numel() - n_obs):.3f}"
+)
 assert bool((observed <= truth).all()) and bool((observed.sum(1) >= 1).all())
 
 # %% [markdown]
@@ -93,30 +98,35 @@ assert bool((observed <= truth).all()) and bool((observed.sum(1) >= 1).all())
 # $\mathbf Z=[\mathbf z_1;\dots;\mathbf z_N]\in\mathbb R^{N\times D}$ (the global-average-pooled
 # backbone output, $D=2048$ for ResNet-101). Three ideas:
 #
-# 1. **Label correction** (false-negative mining, paper.md 2.1). From the second epoch on, an
+# 1. **Label correction** (false-negative mining, docs/method.md §2.1). From the second epoch on, an
 #    unobserved label whose predicted probability is above a threshold $\tau$ is treated as
 #    positive:
 #    $\hat y_{ik}=1$ if $y_{ik}=1$, or if $y_{ik}=0$, $e\ge e_0$ and $\sigma(s_{ik})>\tau$;
 #    otherwise $0$. Recomputed from the current logits at every step, without gradient.
-# 2. **Per-label contrast** (paper.md 2.2). For an anchor $i$ and each label $k$ it carries,
+# 2. **Per-label contrast** (docs/method.md §2.2). For an anchor $i$ and each label $k$ it carries,
 #    the positives are the other images with $\hat y_{jk}=1$ (observed or mined), the negatives
 #    those with $\hat y_{jk}=0$. Correction moves the mined false negatives from the negatives to
 #    the positives.
-# 3. **Low-rank local and global terms** (paper.md 2.3). The official code does not compare pairs:
+# 3. **Low-rank local and global terms** (docs/method.md §2.3). The official code does not compare
+#    pairs:
 #    it asks the features of each label, $\mathbf Z_k=\mathbf Z_{\mathcal P_k,:}$ with
 #    $\mathcal P_k=\{i:\hat y_{ik}=1\}$, to be **low rank** (pull together) and the whole batch
 #    $\mathbf Z$ to be **high rank** (push labels apart), with the nuclear norm
 #    $\lVert\cdot\rVert_*$ (the sum of singular values):
 #
 # $$
-# \boxed{\;\mathcal L_{\text{CLML}}(\mathbf Z,\hat{\mathbf Y})=\frac{\lambda}{N}\Big(\sum_{k=1}^{C}\max\big(\Delta,\ \lVert\mathbf Z_k\rVert_*\big)\;-\;\lVert\mathbf Z\rVert_*\Big),\qquad \Delta=1\;}
+# \boxed{\;\mathcal L_{\text{CLML}}(\mathbf Z,\hat{\mathbf
+# Y})=\frac{\lambda}{N}\Big(\sum_{k=1}^{C}\max\big(\Delta,\ \lVert\mathbf
+# Z_k\rVert_*\big)\;-\;\lVert\mathbf Z\rVert_*\Big),\qquad \Delta=1\;}
 # $$
 #
-# **Combination with a base loss** (paper.md 2.4): the base loss sees the *observed* labels, the
+# **Combination with a base loss** (docs/method.md §2.4): the base loss sees the *observed* labels,
+# the
 # CLML term the *corrected* ones, and a single weight $\lambda$ sits inside the CLML term:
 #
 # $$
-# \mathcal L=\mathcal L_{\text{base}}(\mathbf S,\mathbf y)\;+\;\mathcal L_{\text{CLML}}(\mathbf Z,\hat{\mathbf Y};\lambda).
+# \mathcal L=\mathcal L_{\text{base}}(\mathbf S,\mathbf y)\;+\;\mathcal L_{\text{CLML}}(\mathbf
+# Z,\hat{\mathbf Y};\lambda).
 # $$
 #
 # The base loss (BCE, Focal, Hill, SPLC in the official code) is **summed** over the batch and
@@ -138,10 +148,14 @@ logits = 2.0 * torch.randn(N, C, generator=g, dtype=torch.float64)  # (N, C) S
 features = torch.randn(N, D, generator=g, dtype=torch.float64).relu()  # (N, D) Z
 criterion = CLMLLoss("BCE", lambda_=1.0, tau=0.75, start_epoch=1)
 parts = criterion.forward_parts(logits, features, observed.double(), epoch=1)
-print(f"base {parts.base.item():.4f}  low_rank {parts.low_rank.item():.4f}  "
-      f"pairwise {parts.pairwise.item():.4f}  total {parts.total.item():.4f}")
-print(f"mined labels: {int(parts.mined.sum())} (of {int((observed == 0).sum())} zeros), "
-      f"of which truly positive: {int((parts.mined & (truth == 1)).sum())}")
+print(
+    f"base {parts.base.item():.4f}  low_rank {parts.low_rank.item():.4f}  "
+    f"pairwise {parts.pairwise.item():.4f}  total {parts.total.item():.4f}"
+)
+print(
+    f"mined labels: {int(parts.mined.sum())} (of {int((observed == 0).sum())} zeros), "
+    f"of which truly positive: {int((parts.mined & (truth == 1)).sum())}"
+)
 
 # %% [markdown]
 # With random logits, correction mines whatever happens to score above $\tau$: most of those
@@ -156,12 +170,15 @@ p = torch.sigmoid(logits)  # (N, C)
 y = observed.double()  # (N, C)
 base = -(y * p.clamp_min(1e-8).log() + (1 - y) * (1 - p).clamp_min(1e-8).log()).sum()
 Y_hat = ((y == 1) | (torch.sigmoid(logits) > 0.75)).double()  # (N, C) epoch 1 >= e_0
-nuc = lambda A: torch.linalg.svdvals(A).sum()  # nuclear norm; 0 for an empty (0, D) matrix
+nuc = lambda A: torch.linalg.svdvals(A).sum()  # nuclear norm; 0 for an empty (0, D) matrix  # noqa: E731
 local = sum(max(1.0, nuc(features[Y_hat[:, k] == 1]).item()) for k in range(C))
 clml = 1.0 / N * (local - nuc(features).item())
 print(f"scratch: base {base.item():.4f}  clml {clml:.4f}  total {base.item() + clml:.4f}")
-ok = [torch.allclose(parts.base, base), torch.allclose(parts.low_rank, torch.tensor(clml, dtype=torch.float64)),
-      torch.equal(parts.corrected, Y_hat)]
+ok = [
+    torch.allclose(parts.base, base),
+    torch.allclose(parts.low_rank, torch.tensor(clml, dtype=torch.float64)),
+    torch.equal(parts.corrected, Y_hat),
+]
 print(ok)
 assert all(ok)
 
@@ -172,27 +189,44 @@ assert all(ok)
 # `ConLoss_MLML.py`: the `CLML` module and the `CLLoss` autograd Function). "TrainConfig" fields
 # are the parameters of `clml_lib.train.fit` and of `notebooks/reproduce.ipynb`.
 #
-# | paper | meaning | `clml_lib` | official code |
-# |---|---|---|---|
-# | $\mathbf Z$, $\mathbf z_i$ | batch features $(N,D)$: post-ReLU GAP vector, unnormalised | `features` (2nd output of `build_model(...)(x)`) | `feature` in the training loop, `X` in `CLLoss` |
-# | $\mathbf Z_k$ | rows of $\mathbf Z$ whose corrected label $k$ is 1 | `features[corrected[:, k] == 1]` (batched in `low_rank_terms`) | `A = X[y[:, c] == 1, :]` |
-# | $\mathbf Y$, $\mathbf y_i$ | observed labels, 1/0 (assume-negative); 1/0/-1 accepted | `labels` / `observed`; `simulate_missing`, TrainConfig `setting` / `label_list` | `target`; the split file `--dataset` (e.g. `coco_train_0.4left.txt`) |
-# | $\hat{\mathbf Y}$ | labels after correction | `correct_labels`, `mine_false_negatives`, `LossParts.corrected` / `.mined` | `targets` after `torch.where(...)` in `CLML.forward` |
-# | $\mathbf S$, $s_{ik}$ | logits | `logits` | `output` |
-# | $\lambda$ | weight of the CLML term | `CLMLLoss(lambda_=)`, TrainConfig `lambda_` | `--lambda_` (`lam`, `lambda_`) |
-# | $\tau$ | correction threshold (strict $>$ on $\sigma(s)$) | `tau` | `--threshold` (`CLML(tau=)`; class default 0.7) |
-# | $e_0$ | first (0-based) epoch with correction | `start_epoch` | `change_epoch=1` (`--NeEpoch` in later versions) |
-# | $\Delta$ | floor on each $\lVert\mathbf Z_k\rVert_*$ | `delta` | hard-coded `DELTA = 1.` |
-# | $N$ | batch size | TrainConfig `batch_size` | `-b` / `--batch-size` (default 16; README 64) |
-# | $C$ | number of labels | `num_classes`, `len(dataset.classes)` | `--num-classes` |
-# | $D$ | feature dimension | `model.feature_dim` | 2048 (ResNet-101, hard-coded backbone) |
-# | $\epsilon$ | singular-value cut-off | `eps=1e-6` (`clml_lib.losses.nuclear.SVD_EPS`, plus `rel_eps`) | hard-coded `eigThd = 1e-6` |
-# | $\mathcal L_{\text{base}}$ | base multi-label loss, summed | `make_base_loss(name)`, TrainConfig `base_loss`, `reduction` | `--loss {BCE,Focal,Hill,SPLC}` (`crit1`) |
-# | use CLML | add the low-rank term | TrainConfig `use_clml` (`CLMLLoss(use_low_rank=)`) | `--use_clml` (`--useclml` at first; `type=bool`, so "False" is True) |
-# | $T$ | temperature of the optional pairwise term | `temperature` (with `pairwise_weight`) | none: the official loss has no temperature |
+# * $\mathbf Z$, $\mathbf z_i$: batch features $(N,D)$: post-ReLU GAP vector, unnormalised.
+#   `clml_lib`: `features` (2nd output of `build_model(...)(x)`). Official code: `feature` in the
+#   training loop, `X` in `CLLoss`.
+# * $\mathbf Z_k$: rows of $\mathbf Z$ whose corrected label $k$ is 1. `clml_lib`:
+#   `features[corrected[:, k] == 1]` (batched in `low_rank_terms`). Official code:
+#   `A = X[y[:, c] == 1, :]`.
+# * $\mathbf Y$, $\mathbf y_i$: observed labels, 1/0 (assume-negative); 1/0/-1 accepted.
+#   `clml_lib`: `labels` / `observed`; `simulate_missing`, TrainConfig `setting` / `label_list`.
+#   Official code: `target`; the split file `--dataset` (e.g. `coco_train_0.4left.txt`).
+# * $\hat{\mathbf Y}$: labels after correction. `clml_lib`: `correct_labels`,
+#   `mine_false_negatives`, `LossParts.corrected` / `.mined`. Official code: `targets` after
+#   `torch.where(...)` in `CLML.forward`.
+# * $\mathbf S$, $s_{ik}$: logits. `clml_lib`: `logits`. Official code: `output`.
+# * $\lambda$: weight of the CLML term. `clml_lib`: `CLMLLoss(lambda_=)`, TrainConfig `lambda_`.
+#   Official code: `--lambda_` (`lam`, `lambda_`).
+# * $\tau$: correction threshold (strict $>$ on $\sigma(s)$). `clml_lib`: `tau`. Official code:
+#   `--threshold` (`CLML(tau=)`; class default 0.7).
+# * $e_0$: first (0-based) epoch with correction. `clml_lib`: `start_epoch`. Official code:
+#   `change_epoch=1` (`--NeEpoch` in later versions).
+# * $\Delta$: floor on each $\lVert\mathbf Z_k\rVert_*$. `clml_lib`: `delta`. Official code:
+#   hard-coded `DELTA = 1.`.
+# * $N$: batch size. `clml_lib`: TrainConfig `batch_size`. Official code: `-b` / `--batch-size`
+#   (default 16; README 64).
+# * $C$: number of labels. `clml_lib`: `num_classes`, `len(dataset.classes)`. Official code:
+#   `--num-classes`.
+# * $D$: feature dimension. `clml_lib`: `model.feature_dim`. Official code: 2048 (ResNet-101,
+#   hard-coded backbone).
+# * $\epsilon$: singular-value cut-off. `clml_lib`: `eps=1e-6` (`clml_lib.losses.nuclear.SVD_EPS`,
+#   plus `rel_eps`). Official code: hard-coded `eigThd = 1e-6`.
+# * $\mathcal L_{\text{base}}$: base multi-label loss, summed. `clml_lib`: `make_base_loss(name)`,
+#   TrainConfig `base_loss`, `reduction`. Official code: `--loss {BCE,Focal,Hill,SPLC}` (`crit1`).
+# * use CLML: add the low-rank term. `clml_lib`: TrainConfig `use_clml` (`CLMLLoss(use_clml=)`).
+#   Official code: `--use_clml` (`--useclml` at first; `type=bool`, so "False" is True).
+# * $T$: temperature of the optional pairwise term. `clml_lib`: `temperature` (with
+#   `pairwise_weight`). Official code: none: the official loss has no temperature.
 
 # %% [markdown]
-# ## 4. Decisions on the open questions (paper.md section 6)
+# ## 4. Decisions on the open questions (docs/method.md §6)
 #
 # One line each, with the module that implements it.
 #
@@ -235,15 +269,22 @@ assert all(ok)
 # %% [markdown]
 # ## 5. Roadmap
 #
-# | notebook | what it builds |
-# |---|---|
-# | `01_false_negative_mining` | missing labels on the teaching set; how naive negatives become false negatives; label correction with $\tau$; precision and recall of the mined labels; `correct_labels` |
-# | `02_contrastive_loss` | from SupCon to per-label positives and negatives; `label_contrastive_loss` from a loop, vectorised, library; why the nuclear-norm objective is contrastive too |
-# | `03_low_rank_terms` | nuclear norm and its subgradient $\mathbf U\mathbf V^\top$ (finite differences, gradcheck); the local and global terms; the $\Delta$ floor; the Gram/`eigh` batching; spectra of real embeddings |
-# | `04_train_with_clml` | BCE with and without CLML on the teaching set under 40left: mAP curves, mined-label precision/recall, val-selected vs best-on-test mAP, t-SNE of embeddings |
-# | `05_ablations` | $\lambda$ and $\tau$ sweeps and the four columns of the paper's t-SNE figure (base, + low-rank, + correction, + CLML), mean ± std over seeds |
-# | `06_official_code_audit` | the official code's defects measured: the GradScaler-divided gradient, $\lambda$ placement, the $\Delta$ floor, sum vs mean reduction |
-# | `reproduce` | the parameterised notebook papermill runs for every experiment (`params/*.yaml`) |
+# * `01_false_negative_mining`: missing labels on the teaching set; how naive negatives become
+#   false negatives; label correction with $\tau$; precision and recall of the mined labels;
+#   `correct_labels`.
+# * `02_contrastive_loss`: from SupCon to per-label positives and negatives;
+#   `label_contrastive_loss` from a loop, vectorised, library; why the nuclear-norm objective is
+#   contrastive too.
+# * `03_low_rank_terms`: nuclear norm and its subgradient $\mathbf U\mathbf V^\top$ (finite
+#   differences, gradcheck); the local and global terms; the $\Delta$ floor; the Gram/`eigh`
+#   batching; spectra of real embeddings.
+# * `04_train_with_clml`: BCE with and without CLML on the teaching set under 40left: mAP curves,
+#   mined-label precision/recall, val-selected vs best-on-test mAP, t-SNE of embeddings.
+# * `05_ablations`: $\lambda$ and $\tau$ sweeps and the four columns of the paper's t-SNE figure
+#   (base, + low-rank, + correction, + CLML), mean ± std over seeds.
+# * `06_official_code_audit`: the official code's defects measured: the GradScaler-divided
+#   gradient, $\lambda$ placement, the $\Delta$ floor, sum vs mean reduction.
+# * `reproduce`: the parameterised notebook papermill runs for every experiment (`params/*.yaml`).
 #
 # ## Summary
 #
@@ -259,10 +300,39 @@ assert all(ok)
 #
 # ## Exercises
 #
-# 1. Re-run the label-matrix cell with `"75left"` and `"single"`. How does the fraction of
-#    training zeros that are really positives change?
-# 2. In the `CLMLLoss` call, set `epoch=0`. Which part changes, and why?
-# 3. Multiply `features` by 10. By how much does the CLML part change, and what does the $\Delta$
-#    floor have to do with it?
-# 4. With `reduction='mean'`, what $\lambda$ keeps the same balance between the two terms for
-#    $N=64$, $C=80$? (Hint: `clml_lib.losses.equivalent_lambda`.)
+# Each exercise has a checker: replace `None` by your answer and run the cell. Written solutions
+# and code: `notebooks/solutions/ch00.md` and `ch00.py`.
+#
+# 1. Re-run the label-matrix cell of section 1 with `"75left"` and `"single"`. What share of the
+#    zeros of the training matrix are really positives? Answer as `{"75left": ..., "single": ...}`.
+
+# %%
+from clml_lib.exercises import ch00
+
+answer_1 = None  # {"75left": ..., "single": ...}
+_ = ch00.check_false_negative_share(answer_1)
+
+# %% [markdown]
+# 2. In the `CLMLLoss` call of section 2, set `epoch=0`. How many labels are mined, and which part
+#    changes: `"base"`, `"low_rank"`, `"both"` or `"none"`? Why?
+
+# %%
+answer_2 = None  # {"mined": ..., "changed": ...}
+_ = ch00.check_epoch_zero(answer_2)
+
+# %% [markdown]
+# 3. Multiply `features` by 10 (at `epoch=1`). By what factor does the CLML part change, and what
+#    does the $\Delta$ floor have to do with it?
+
+# %%
+answer_3 = None  # the ratio (float)
+_ = ch00.check_feature_scale(answer_3)
+
+# %% [markdown]
+# 4. With `reduction='mean'`, what $\lambda$ keeps the same balance between the two terms as
+#    $\lambda=1$ with the summed base loss, for $N=64$, $C=80$? (Hint:
+#    `clml_lib.losses.equivalent_lambda`.)
+
+# %%
+answer_4 = None  # lambda for reduction='mean'
+_ = ch00.check_equivalent_lambda(answer_4)
