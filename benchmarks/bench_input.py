@@ -60,10 +60,9 @@ def coco_like_jpegs(
             else:
                 draw.rectangle(box, fill=colour)
         arr = np.asarray(img).astype(np.int16)
-        ty, tx = int(rng.integers(0, height - 120)), int(rng.integers(0, width - 160))
-        arr[ty : ty + 120, tx : tx + 160] += rng.integers(
-            -60, 60, (120, 160, 1), dtype=np.int16
-        )  # texture
+        th, tw = height // 4, width // 4  # a textured patch
+        ty, tx = int(rng.integers(0, height - th + 1)), int(rng.integers(0, width - tw + 1))
+        arr[ty : ty + th, tx : tx + tw] += rng.integers(-60, 60, (th, tw, 1), dtype=np.int16)
         arr += rng.normal(0, 6, arr.shape).astype(np.int16)  # sensor noise
         img = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), "RGB").filter(
             ImageFilter.GaussianBlur(0.6)

@@ -1,4 +1,4 @@
-"""Image transforms of the reproduction (paper.md 3.2): squash-resize, Cutout, RandAugment.
+"""Image transforms of the reproduction (docs/method.md §3.2): squash-resize, Cutout, RandAugment.
 
 Reference pipeline (train)::
 
@@ -18,9 +18,12 @@ and ``Resize((448, 448)) -> ToTensor()`` for evaluation. Decisions:
   pixels to ImageNet-pretrained torchvision weights (inherited from ASL's TResNet code).
   That is the reference behaviour, so it is the default for reproduction; ``normalize=True``
   adds ``Normalize(IMAGENET_MEAN, IMAGENET_STD)``, the statistics those weights were trained
-  with (field.md 1.2: a known hazard of the reference).
+  with (docs/evaluation.md §1.2: a known hazard of the reference).
 
 Randomness comes from ``torch`` (seed it, or let the DataLoader seed its workers).
+
+:mod:`clml_lib.data.tensor_pipeline` is the same pipeline on uint8 tensors, batched and able to
+run on a GPU (``decode_jpeg`` + ``transforms.v2``), with the same parameter draws.
 """
 
 from __future__ import annotations
