@@ -76,7 +76,7 @@ def _time_papermill(params: dict, out: Path) -> float:
     import papermill as pm
 
     t0 = time.perf_counter()
-    pm.execute_notebook(str(NOTEBOOK), str(out / "reproduce.ipynb"), parameters=params,
+    pm.execute_notebook(str(NOTEBOOK), str(out.with_suffix(".ipynb")), parameters=params,
                         kernel_name="python3", progress_bar=False, log_output=False,
                         cwd=str(ROOT))
     return time.perf_counter() - t0

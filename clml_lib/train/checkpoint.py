@@ -89,7 +89,9 @@ def load_checkpoint(path: str | os.PathLike,
         raise ValueError(
             f"could not read checkpoint {path} as weights only ({type(err).__name__}: {first}). "
             "Checkpoints of this library hold tensors and plain values only; a file that needs "
-            "unpickling of other objects is refused (it could run code)") from err
+            "unpickling of other objects is refused (it could run code). A checkpoint written by "
+            "an older version of this library (format v1, NumPy RNG states inside) cannot be "
+            "resumed: start over with resume=False or use another out_dir") from err
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         got = state.get("format") if isinstance(state, dict) else type(state).__name__
         raise ValueError(f"{path} is not a clml training checkpoint (format {got!r}, expected "
