@@ -8,11 +8,12 @@ sphinx-book-theme) on it into ``runs/book/``. Nothing is executed and nothing is
   then any other notebook under ``notebooks/`` (e.g. solutions), all with their committed outputs;
 * ``results``: ``docs/results/*.md`` when the main job has written them, else a page saying how
   to produce them (``book/pages/results_missing.md``);
-* every ``docs/*.md`` (method notes), by glob, and the other Markdown files of the repository;
+* every ``docs/*.md`` (method notes), by glob; Markdown under ``notebooks/`` (exercise
+  solutions) next to the non-chapter notebooks; the other Markdown files of the repository;
 * ``api/``: one page per top-level module or package of ``clml_lib`` (found on disk, so new
   modules appear), each submodule by ``automodule``;
-* ``run_times.md`` / ``run_times.json``: how long each notebook ran, read from the execution
-  metadata that Jupyter writes into every executed code cell (the one source of these numbers);
+* ``run_times.md`` / ``run_times.json``: how long each notebook runs, read from the
+  ``**Runs in** ...`` sentence of its introduction (the one place that fact is written);
 * any repository file that a staged page links to (e.g. ``../clml_lib/losses/nuclear.py``), so
   that the link resolves in the site (as a download).
 
@@ -22,8 +23,8 @@ Errors: ``BookError`` for a missing notebook folder or a README without a title.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -76,14 +77,12 @@ def other_notebooks(root: Path = ROOT) -> list[Path]:
 def markdown_files(root: Path = ROOT) -> list[Path]:
     """Every Markdown file of the repository outside build, cache and environment folders."""
     out = []
-    for p in sorted(root.rglob("*.md")):
-        rel = p.relative_to(root)
-        if SKIP_DIRS.intersection(rel.parts[:-1]) or rel.parts[0].startswith("."):
-            continue
-        if rel.parts[0] == "data" and len(rel.parts) > 1 and rel.parts[1] == "cache":
-            continue
-        out.append(p)
-    return out
+    for folder, dirs, files in os.walk(root):
+        rel = Path(folder).relative_to(root)
+        dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS and not d.startswith(".")
+                         and (rel / d).as_posix() != "data/cache")
+        out += [Path(folder) / f for f in files if f.endswith(".md")]
+    return sorted(out)
 
 
 def library_modules(root: Path = ROOT) -> dict[str, list[str]]:
@@ -109,32 +108,31 @@ def library_modules(root: Path = ROOT) -> dict[str, list[str]]:
 
 
 # --------------------------------------------------------------------------------------------
-# run times, from the notebooks' own execution metadata
+# run times, as each notebook states them
 # --------------------------------------------------------------------------------------------
 
-
-def _parse(ts: str) -> dt.datetime:
-    return dt.datetime.fromisoformat(ts.replace("Z", "+00:00"))
+RUNS_IN = re.compile(r"\*\*Runs in\*\*\s*(.+?)(?:\n\s*\n|\Z)", re.S)
 
 
 def run_time(path: Path) -> dict:
-    """Seconds a notebook's code cells ran (sum over cells of reply - input), its date, cells.
+    """The run time a notebook states in its introduction (``**Runs in** ...``), and its cells.
 
-    ``seconds`` is None when a code cell lacks the ``execution`` timestamps Jupyter records.
+    The notebook's own sentence is the one place this fact lives: its authors measure it when
+    they execute the notebook. (Jupyter's per-cell timestamps are not used: the execution
+    script does not record them, and the ones left in older cells are stale.)
+    ``stated`` is None when the notebook has no such sentence.
     """
     nb = json.loads(path.read_text(encoding="utf-8"))
     code = [c for c in nb["cells"] if c["cell_type"] == "code"]
-    total, last = 0.0, None
-    for c in code:
-        ex = c.get("metadata", {}).get("execution", {})
-        if "iopub.execute_input" not in ex or "shell.execute_reply" not in ex:
-            return {"seconds": None, "human": None, "date": None, "cells": len(code)}
-        start, end = _parse(ex["iopub.execute_input"]), _parse(ex["shell.execute_reply"])
-        total += (end - start).total_seconds()
-        last = end
-    human = f"{total:.0f} s" if total < 90 else f"{total / 60:.1f} min"
-    date = last.strftime("%Y-%m-%d") if last else None
-    return {"seconds": round(total, 2), "human": human, "date": date, "cells": len(code)}
+    stated = None
+    for cell in nb["cells"]:
+        if cell["cell_type"] != "markdown":
+            continue
+        m = RUNS_IN.search("".join(cell["source"]))
+        if m:
+            stated = " ".join(m.group(1).split())
+            break
+    return {"stated": stated, "cells": len(code)}
 
 
 def _title(path: Path) -> str:
@@ -154,25 +152,17 @@ def run_times_page(notebooks: list[Path], times: dict) -> str:
     lines = [
         "# Run times of the notebooks",
         "",
-        "How long each notebook's code cells ran when its committed outputs were made: the sum,",
-        "over code cells, of the time from the cell's input to its reply, as Jupyter records it in",
-        "each executed cell's metadata (kernel start-up not included). The machine is the one the",
-        "notebook was executed on (the project's notebooks are executed on 2 CPU cores).",
+        "How long each notebook takes to run, as its introduction states it (its authors measure",
+        "it when they execute the notebook; the project's notebooks are executed on 2 CPU cores).",
         "",
-        "| notebook | code cells | run time | executed on |",
-        "|---|---|---|---|",
+        "| notebook | code cells | runs in |",
+        "|---|---|---|",
     ]
-    total = 0.0
     for nb in notebooks:
-        doc = nb.relative_to(ROOT).with_suffix("").as_posix()
-        t = times[doc]
-        total += t["seconds"] or 0.0
-        lines.append(
-            f"| [{nb.stem}]({nb.relative_to(ROOT).as_posix()}) | {t['cells']} | "
-            f"{t['human'] or 'not recorded'} | {t['date'] or '-'} |"
-        )
-    lines += ["", f"Together: {total / 60:.1f} min.", ""]
-    return "\n".join(lines)
+        t = times[_doc(nb, ROOT)]
+        lines.append(f"| [{nb.stem}]({nb.relative_to(ROOT).as_posix()}) | {t['cells']} | "
+                     f"{t['stated'] or 'not stated in the notebook'} |")
+    return "\n".join(lines + [""])
 
 
 # --------------------------------------------------------------------------------------------
@@ -254,7 +244,9 @@ def stage(src: Path) -> dict:
 
     results = [p for p in md if p.relative_to(ROOT).parts[:2] == ("docs", "results")]
     notes = [p for p in md if p.relative_to(ROOT).parts[0] == "docs" and p not in results]
-    repo_notes = [p for p in md if p not in results and p not in notes]
+    exercises = [p for p in md if p.relative_to(ROOT).parts[0] == "notebooks"]
+    exercises.sort(key=lambda p: (p.name != "README.md", p.relative_to(ROOT).as_posix()))
+    repo_notes = [p for p in md if p not in results + notes + exercises]
     result_docs = [_doc(p, ROOT) for p in results]
     if not result_docs:
         shutil.copyfile(BOOK / "pages" / "results_missing.md", src / "results.md")
@@ -280,7 +272,8 @@ def stage(src: Path) -> dict:
     index = readme.read_text(encoding="utf-8").rstrip() + "\n"
     index += _toctree("Course", [_doc(nb, ROOT) for nb in course])
     index += _toctree("Results", result_docs + ["run_times"])
-    index += _toctree("Exercises and solutions", [_doc(nb, ROOT) for nb in extra_nbs])
+    index += _toctree("Exercises and solutions",
+                      [_doc(p, ROOT) for p in exercises] + [_doc(nb, ROOT) for nb in extra_nbs])
     index += _toctree("Method notes", [_doc(p, ROOT) for p in notes])
     index += _toctree("Repository notes", [_doc(p, ROOT) for p in repo_notes])
     index += _toctree("Library", ["api/index"])

@@ -4,7 +4,7 @@ The source directory is a staged copy of the repository's own layout (README.md 
 notebooks/, docs/, data/README.md, the generated API and run-time pages), so links written for
 the repository (``notebooks/03_low_rank_terms.ipynb``) resolve in the site too. Nothing is
 fetched at build or view time: the theme ships with its Python package and MathJax 3 is copied
-from the ``django-static-mathjax`` wheel into ``_static/mathjax``.
+(its ``es5`` build and licence) from the ``django-static-mathjax`` wheel into ``_static/mathjax``.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ BOOK = Path(__file__).resolve().parent
 sys.path.insert(0, str(BOOK / "_ext"))
 
 
-def _mathjax_static() -> str:
-    """Folder holding ``mathjax/es5/`` inside the installed django-static-mathjax package."""
+def _mathjax_dir() -> str:
+    """MathJax 3's folder (holding ``es5/``) inside the installed django-static-mathjax package."""
     spec = importlib.util.find_spec("mathjax")
     if spec is None or not spec.submodule_search_locations:
         raise RuntimeError(
@@ -29,7 +29,7 @@ def _mathjax_static() -> str:
         raise RuntimeError(
             f"{static}/mathjax/es5/tex-svg.js missing: reinstall django-static-mathjax"
         )
-    return str(static)
+    return str(static / "mathjax")
 
 
 project = "clml: CLML, reference and teachable"
@@ -70,7 +70,8 @@ mathjax3_config = {
 
 html_theme = "sphinx_book_theme"
 html_title = "clml: CLML, reference and teachable"
-html_static_path = [str(BOOK / "_static"), _mathjax_static()]
+html_static_path = [str(BOOK / "_static")]
+clml_mathjax_dir = _mathjax_dir()  # es5/ and LICENSE copied to _static/mathjax/ (clml_book.py)
 html_css_files = ["clml_book.css"]
 html_theme_options = {
     "show_toc_level": 2,
@@ -78,5 +79,8 @@ html_theme_options = {
     "use_download_button": True,
     "navigation_with_keys": False,
 }
+# an explicit colour mode: without it the theme logs a console error on the first page a
+# browser opens (empty mode in a fresh profile)
+html_context = {"default_mode": "auto"}
 html_show_sourcelink = False
 html_copy_source = True  # the download button offers the page source

@@ -15,7 +15,6 @@ skip elsewhere with the same message.
 
 from __future__ import annotations
 
-import datetime as dt
 import html.parser
 import importlib.util
 import json
@@ -41,6 +40,7 @@ sys.path.insert(0, str(ROOT / "book" / "_ext"))
 import build as book_build  # noqa: E402  (book/build.py)
 from clml_book import docstring_to_rest  # noqa: E402  (book/_ext/clml_book.py)
 
+CHAPTER_NB = re.compile(r"^\d\d_")
 INSTALL_BOOK = "pip install -e '.[book]'  (sphinx, myst-nb, sphinx-book-theme, selenium, " \
     "django-static-mathjax)"
 INSTALL_BROWSER = "bash scripts/install_browser.sh  (as root: apt-get update && apt-get install " \
@@ -124,39 +124,28 @@ def test_every_library_docstring_converts_without_dollars_left():
                         f"after conversion: {line!r}")
 
 
-def _notebook(path: Path, spans: list[tuple[float, float]]) -> None:
-    t0 = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc)
-    cells = [{"cell_type": "markdown", "metadata": {}, "source": ["# 07 · A title\n"]}]
-    for a, b in spans:
-        cells.append({
-            "cell_type": "code", "execution_count": len(cells), "outputs": [], "source": [],
-            "metadata": {"execution": {
-                "iopub.execute_input": (t0 + dt.timedelta(seconds=a)).isoformat()
-                .replace("+00:00", "Z"),
-                "shell.execute_reply": (t0 + dt.timedelta(seconds=b)).isoformat()
-                .replace("+00:00", "Z")}}})
+def _notebook(path: Path, intro: str = "") -> None:
+    cells = [{"cell_type": "markdown", "metadata": {}, "source": ["# 07 · A title\n\n" + intro]},
+             {"cell_type": "code", "execution_count": 1, "outputs": [], "source": ["1"],
+              "metadata": {}}]
     nb = {"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
     path.write_text(json.dumps(nb))
 
 
-def test_run_time_sums_cells_from_execution_metadata(tmp_path):
+def test_run_time_is_the_sentence_the_notebook_states(tmp_path):
     nb = tmp_path / "07_x.ipynb"
-    _notebook(nb, [(0.0, 1.5), (2.0, 12.0), (100.0, 100.25)])  # gap 12 -> 100 not counted
-    t = book_build.run_time(nb)
-    assert t["seconds"] == pytest.approx(11.75, abs=0.05)
-    assert t["cells"] == 3 and t["date"] == "2026-01-02" and t["human"] == "12 s"
-    # a cell without timestamps: no number rather than a wrong one
-    data = json.loads(nb.read_text())
-    del data["cells"][2]["metadata"]["execution"]
-    nb.write_text(json.dumps(data))
-    assert book_build.run_time(nb)["seconds"] is None
+    _notebook(nb, "Intro.\n\n**Runs in** about 20 s on 2 CPU\ncores; no training.\n\nNext.")
+    assert book_build.run_time(nb) == {"stated": "about 20 s on 2 CPU cores; no training.",
+                                       "cells": 1}
+    _notebook(nb, "No statement.")
+    assert book_build.run_time(nb)["stated"] is None
 
 
 def test_chapters_in_reading_order(tmp_path):
     nbs = tmp_path / "notebooks"
     (nbs / "solutions").mkdir(parents=True)
     for name in ["reproduce", "10_late", "02_b", "00_a", "solutions/00_a_solutions"]:
-        _notebook(nbs / f"{name}.ipynb", [(0, 1)])
+        _notebook(nbs / f"{name}.ipynb")
     assert [p.stem for p in book_build.chapters(tmp_path)] == ["00_a", "02_b", "10_late",
                                                                "reproduce"]
     assert [p.stem for p in book_build.other_notebooks(tmp_path)] == ["00_a_solutions"]
@@ -237,13 +226,18 @@ def test_site_needs_no_network(site):
 
 
 def test_chapter_pages_say_how_to_run(site):
+    """Each numbered chapter: how to open it in JupyterLab, the download, its stated run time."""
     for nb in book_build.chapters():
         page = site / nb.relative_to(ROOT).with_suffix(".html")
-        text = page.read_text(encoding="utf-8")
-        assert "clml-chapter-note" in text, f"{page}: no 'run this chapter' note"
+        html_text = page.read_text(encoding="utf-8")
+        assert "clml-chapter-note" in html_text, f"{page}: no 'run this chapter' note"
+        text = " ".join(re.sub(r"<[^>]+>", " ", html_text).split())
         assert f"jupyter lab {nb.relative_to(ROOT).as_posix()}" in text, page
-        assert re.search(r"Run time: about \d+(\.\d)? (s|min)", text), f"{page}: no run time"
         assert (page.parent / nb.name).is_file(), f"{page}: notebook download missing"
+        if CHAPTER_NB.match(nb.name):
+            stated = book_build.run_time(nb)["stated"]
+            assert stated, f"{nb}: its introduction states no run time ('**Runs in** ...')"
+            assert "Runs in " + " ".join(stated.split()[:4]) in text, f"{page}: run time missing"
 
 
 # --------------------------------------------------------------------------------------------

@@ -7,10 +7,10 @@ Three jobs, each small:
    docstring is rewritten before parsing: display math -> ``.. math::`` blocks, inline math ->
    ``:math:`` roles, pipe tables -> ``.. list-table::``. Text inside ````literals```` is left alone.
 2. ``doctree-resolved``: every notebook page gets a note under its title saying how to open it in
-   JupyterLab and how long it took to run, read from the notebook's own execution metadata
-   (``book/build.py`` writes those numbers to ``run_times.json`` in the staged source).
+   JupyterLab and how long it takes to run, as the notebook's introduction states it
+   (``book/build.py`` collects those sentences into ``run_times.json`` in the staged source).
 3. MathJax is loaded on every page (section titles with math show up in the sidebar of pages that
-   have no math themselves).
+   have no math themselves), from ``_static/mathjax`` (copied there from ``clml_mathjax_dir``).
 """
 
 from __future__ import annotations
@@ -221,14 +221,14 @@ def _add_chapter_note(app, doctree, docname):
     p1 += nodes.reference(text=href, refuri=href, internal=False)
     p1 += nodes.Text(".")
     p2 = nodes.paragraph()
-    if info.get("seconds") is None:
-        p2 += nodes.Text("Run time: not recorded in the notebook's execution metadata.")
+    if info.get("stated"):
+        p2 += nodes.Text(f"Runs in {info['stated']} ")
     else:
-        p2 += nodes.Text(
-            f"Run time: about {info['human']} from the first to the last cell when its committed "
-            f"outputs were made ({info['date']}, {info['cells']} code cells). "
-            "All chapters: see the run-times page."
-        )
+        p2 += nodes.Text("Run time: not stated in the notebook. ")
+    p2 += nodes.Text("All chapters: ")
+    p2 += nodes.reference(text="run times", refuri=app.builder.get_relative_uri(docname,
+                                                                                 "run_times"))
+    p2 += nodes.Text(".")
     note += p1
     note += p2
     # after the first section title
@@ -237,6 +237,18 @@ def _add_chapter_note(app, doctree, docname):
         break
     else:
         doctree.insert(0, note)
+
+
+def _copy_mathjax(app, exception):
+    """MathJax 3 (its ``es5`` build and licence only) into ``_static/mathjax``."""
+    if exception is not None or app.builder.format != "html":
+        return
+    import shutil
+
+    src = Path(app.config.clml_mathjax_dir)
+    dst = Path(app.outdir) / "_static" / "mathjax"
+    shutil.copytree(src / "es5", dst / "es5", dirs_exist_ok=True)
+    shutil.copyfile(src / "LICENSE", dst / "LICENSE")
 
 
 def _copy_notebooks(app, exception):
@@ -255,6 +267,8 @@ def _copy_notebooks(app, exception):
 def setup(app):
     app.connect("autodoc-process-docstring", _process_docstring)
     app.connect("doctree-resolved", _add_chapter_note)
+    app.add_config_value("clml_mathjax_dir", "", "html")
     app.connect("build-finished", _copy_notebooks)
+    app.connect("build-finished", _copy_mathjax)
     app.set_html_assets_policy("always")  # MathJax on every page
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}
