@@ -219,9 +219,7 @@ def low_rank_terms(
                 cols = rows.mT  # (K, 1, size)
                 norms, Mk = _pinv_sqrt(Gp[rows, cols], eps, rel_eps)  # (K,), (K, size, size)
                 label_norms[ks] = norms
-                on = norms > float(
-                    delta
-                )  # (K,) strictly above the floor: max(delta, .) has slope 1
+                on = norms > float(delta)  # (K,) strictly above the floor: slope 1
                 Bp.index_put_((rows, cols), Mk * on.view(-1, 1, 1), accumulate=True)
             B = (Bp[:N, :N] - float(global_weight) * M_glob[0]) / N  # (N, N), includes the 1/N
             active = label_norms > float(delta)  # (C,)
