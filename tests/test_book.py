@@ -107,6 +107,17 @@ def test_docstring_pipe_table_becomes_list_table():
     assert "<table" in html_body and r"MATH[-\log p]" in html_body
 
 
+def test_docstring_literal_over_two_lines_survives_napoleon():
+    """A ````literal```` broken over two lines of a Returns: section stays one literal."""
+    from sphinx.ext.napoleon import Config, GoogleDocstring
+
+    doc = ["Returns:", '    ``{"python": [version, gauss], "numpy": {"keys": uint32',
+           '    (624,)}}``.']
+    rest = str(GoogleDocstring(docstring_to_rest(doc), Config(napoleon_use_rtype=True)))
+    assert '``{"python": [version, gauss], "numpy": {"keys": uint32 (624,)}}``' in rest
+    _rest_to_html(rest.splitlines())  # parses without a docutils error (halt_level=2)
+
+
 def test_every_library_docstring_converts_without_dollars_left():
     """Each module's docstrings, converted, keep no $ outside ``literals`` and code examples."""
     import inspect

@@ -70,13 +70,15 @@ def _open_dollars(line: str) -> bool:
 
 
 def _join_split_math(lines: list[str]) -> list[str]:
-    """Join a line whose inline math continues on the next line(s) with them (same paragraph)."""
+    """Join a line whose inline math or ````literal```` continues on the next line(s) with them
+    (same paragraph), so that napoleon's ``type: text`` split never cuts through one."""
     out: list[str] = []
     i = 0
     while i < len(lines):
         line = lines[i]
         i += 1
-        while _open_dollars(line) and i < len(lines) and lines[i].strip() \
+        while (_open_dollars(line) or line.count("``") % 2 == 1) and i < len(lines) \
+                and lines[i].strip() \
                 and not lines[i].strip().startswith("$$"):
             line = line.rstrip() + " " + lines[i].strip()
             i += 1
@@ -265,7 +267,8 @@ def _copy_notebooks(app, exception):
 
 
 def setup(app):
-    app.connect("autodoc-process-docstring", _process_docstring)
+    # before napoleon (priority 500): it splits "Returns:" text at a colon outside literals
+    app.connect("autodoc-process-docstring", _process_docstring, priority=400)
     app.connect("doctree-resolved", _add_chapter_note)
     app.add_config_value("clml_mathjax_dir", "", "html")
     app.connect("build-finished", _copy_notebooks)
