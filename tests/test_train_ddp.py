@@ -19,7 +19,12 @@ import torch.multiprocessing as mp
 
 from clml_lib.losses import CLMLLoss
 from clml_lib.paths import PROJECT_ROOT
-from clml_lib.train.distributed import DistInfo, all_gather_nograd, all_gather_with_grad, gather_eval
+from clml_lib.train.distributed import (
+    DistInfo,
+    all_gather_nograd,
+    all_gather_with_grad,
+    gather_eval,
+)
 
 
 def _free_port() -> int:
@@ -29,7 +34,7 @@ def _free_port() -> int:
 
 
 class _Net(torch.nn.Module):
-    """features = linear(x) (no BatchNorm, so per-rank and global batches give the same features)."""
+    """features = linear(x) (no BatchNorm: per-rank and global batches give the same features)."""
 
     def __init__(self):
         super().__init__()
@@ -73,7 +78,8 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
 
 def test_gather_gives_global_batch_gradient(tmp_path):
     out = str(tmp_path / "ddp.pt")
-    mp.start_processes(_worker, args=(2, _free_port(), out), nprocs=2, join=True, start_method="fork")
+    mp.start_processes(_worker, args=(2, _free_port(), out), nprocs=2, join=True,
+                       start_method="fork")
     res = torch.load(out)
     torch.manual_seed(0)
     net = _Net()  # the single-process reference on the whole batch
@@ -87,17 +93,27 @@ def test_gather_gives_global_batch_gradient(tmp_path):
     assert res["eval"].squeeze(1).tolist() == list(range(7))  # shards put back in order
 
 
-@pytest.mark.slow
-def test_torchrun_two_processes(tmp_path):
-    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or shutil.which("torchrun")
+def _torchrun() -> str:
+    found = shutil.which("torchrun", path=str(Path(sys.executable).parent))
+    torchrun = found or shutil.which("torchrun")
     assert torchrun, "torchrun not found next to the interpreter"
+    return torchrun
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("gather", ["true", "false"])
+def test_torchrun_two_processes(tmp_path, gather):
     out = tmp_path / "ddp_run"
-    cmd = [torchrun, "--nproc_per_node", "2", "--master_port", str(_free_port()), "-m", "clml_lib.train",
-           "--set", "dataset=teaching", "backbone=tiny_cnn", "image_size=32", "num_train_images=128",
+    cmd = [_torchrun(), "--nproc_per_node", "2", "--master_port", str(_free_port()),
+           "-m", "clml_lib.train",
+           "--set", "dataset=teaching", "backbone=tiny_cnn", "image_size=32",
+           "num_train_images=128",
            "batch_size=32", "epochs=2", "stop_epoch=-1", "lr=2e-3", "ema_decay=0.9",
-           "max_eval_batches=2", "progress=false", f"out_dir={out}"]
+           "max_eval_batches=2", "progress=false", f"ddp_gather={gather}", "start_epoch=0",
+           "tau=0.3", f"out_dir={out}"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    res = subprocess.run(cmd, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=240)
+    res = subprocess.run(cmd, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True,
+                         timeout=240)
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-4000:]
     doc = json.loads((out / "metrics.json").read_text())
     assert doc["summary"]["finished"] and doc["summary"]["epochs_run"] == 2
@@ -105,21 +121,26 @@ def test_torchrun_two_processes(tmp_path):
     # each rank takes ceil(n_train / 2) images in batches of 32 / 2 = 16
     n_train = doc["data"]["num_train"]
     assert doc["epochs"][0]["steps"] == math.ceil(math.ceil(n_train / 2) / 16)
+    # mined-label statistics pooled over both ranks' batches (ceil(n/2) images each)
+    m = doc["epochs"][0]["mined"]
+    assert isinstance(m["count"], int) and m["missing"] > 0
+    assert m["recall"] == pytest.approx(m["true"] / m["missing"])
 
 
 @pytest.mark.slow
 def test_torchrun_two_processes_smoke_preset(tmp_path):
-    """The documented multi-process command on the `smoke` preset: COCO-format fixture, gloo, CPU."""
+    """The documented multi-process command on the `smoke` preset: COCO-format fixture, gloo,
+    CPU."""
     from data_fixtures import make_coco_tree
 
-    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or shutil.which("torchrun")
-    assert torchrun, "torchrun not found next to the interpreter"
     root = make_coco_tree(tmp_path / "coco")
     out = tmp_path / "smoke_ddp"
-    cmd = [torchrun, "--nproc_per_node", "2", "--master_port", str(_free_port()), "-m", "clml_lib.train",
+    cmd = [_torchrun(), "--nproc_per_node", "2", "--master_port", str(_free_port()),
+           "-m", "clml_lib.train",
            "--config", "params/smoke.yaml", "--set", f"data_root={root}", f"out_dir={out}"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    res = subprocess.run(cmd, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300)
+    res = subprocess.run(cmd, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True,
+                         timeout=300)
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-4000:]
     doc = json.loads((out / "metrics.json").read_text())
     assert "x 2 ranks" in res.stdout
