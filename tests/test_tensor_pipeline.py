@@ -183,6 +183,15 @@ def test_single_image_normalize_and_uint8_batch_forms():
     torch.testing.assert_close(norm, (batch.float() / 255 - mean) / std)
 
 
+def test_a_file_that_does_not_decode_is_named(tmp_path):
+    good = tmp_path / "good.jpg"
+    Image.new("RGB", (8, 8), (1, 2, 3)).save(good, "JPEG")
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"not a jpeg at all")
+    with pytest.raises(ValueError, match="bad.jpg: not a decodable JPEG"):
+        build_eval_pipeline(8).from_files([good, bad])
+
+
 def test_bad_inputs_raise_clear_errors():
     with pytest.raises(ValueError, match="image_size must be a positive int"):
         build_train_pipeline(0)

@@ -251,7 +251,8 @@ class TensorPipeline:
     ``from_files(paths)``: read, decode and transform.
 
     Raises:
-        ValueError: bad size / fraction / device, or inputs that are not uint8 RGB images.
+        ValueError: bad size / fraction / device, inputs that are not uint8 RGB images, or a file
+            that does not decode as a JPEG (the message names it).
     """
 
     def __init__(
@@ -298,7 +299,18 @@ class TensorPipeline:
         """Read, decode and transform image files: float32 ``(N, 3, S, S)`` on the device."""
         from torchvision.io import read_file
 
-        return self(self.decode([read_file(os.fspath(p)) for p in paths]))
+        paths = [os.fspath(p) for p in paths]
+        data = [read_file(p) for p in paths]
+        try:
+            images = self.decode(data)
+        except RuntimeError:  # name the file that does not decode (one at a time)
+            for p, d in zip(paths, data):
+                try:
+                    self.decode([d])
+                except RuntimeError as one:
+                    raise ValueError(f"{p}: not a decodable JPEG ({one})") from one
+            raise
+        return self(images)
 
     def resize(self, images: Sequence[Tensor]) -> Tensor:
         """Squash-resize each uint8 ``(3, H_i, W_i)`` image to ``(3, S, S)``; stacked
