@@ -88,19 +88,19 @@ def markdown_files(root: Path = ROOT) -> list[Path]:
 def library_modules(root: Path = ROOT) -> dict[str, list[str]]:
     """Top-level entries of ``clml_lib`` -> the dotted modules documented on their page.
 
-    A package's page documents the package itself and each of its modules (``__main__``
-    excluded: importing it would run the command line).
+    A package's page documents the package itself and each of its public modules (private
+    ``_name`` modules and ``__main__`` excluded: importing the latter runs the command line).
     """
     lib = root / "clml_lib"
     pages: dict[str, list[str]] = {}
     for p in sorted(lib.iterdir()):
-        if p.is_file() and p.suffix == ".py" and p.name != "__init__.py" and p.stem != "__main__":
+        if p.is_file() and p.suffix == ".py" and not p.stem.startswith("_"):
             pages[f"clml_lib.{p.stem}"] = [f"clml_lib.{p.stem}"]
         elif p.is_dir() and (p / "__init__.py").is_file():
             name = f"clml_lib.{p.name}"
             mods = [name]
             for q in sorted(p.rglob("*.py")):
-                if q.name == "__init__.py" or q.stem == "__main__":
+                if any(part.startswith("_") for part in q.relative_to(p).with_suffix("").parts):
                     continue
                 mods.append(".".join(("clml_lib",) + q.relative_to(lib).with_suffix("").parts))
             pages[name] = mods
