@@ -1,5 +1,8 @@
-"""Shared pytest configuration (at the root so that it also applies to notebooks/ under nbval). Kept minimal and generic: every test file in the project
-shares it, so it holds no fixtures (put those in the test file or a helper module)."""
+"""Shared pytest configuration (at the root so that it also applies to notebooks/ under nbval).
+
+Kept minimal and generic: every test file in the project shares it, so it holds no fixtures
+(put those in the test file or a helper module).
+"""
 
 
 def pytest_collectstart(collector):
