@@ -19,7 +19,9 @@ objects, about 2.9 on average (COCO: 2.94), never zero.
 
 Layout. Objects are placed in the cells of a jittered 2 x 2 grid, so they may overlap partially
 but an object is never fully hidden; its label is in the image's label vector if and only if
-the object is drawn.
+the object is drawn. The renderer also has a ``'centre'`` layout (one larger object per image,
+fill texture chosen by the caller), used only by the pretraining source task of
+:mod:`clml_lib.data.pretrain_teaching`; the teaching images never use it.
 """
 
 from __future__ import annotations
