@@ -171,8 +171,8 @@ def test_chapters_in_reading_order(tmp_path):
 
 def _inputs() -> list[Path]:
     files = book_build.chapters() + book_build.other_notebooks() + book_build.markdown_files()
-    files += list((ROOT / "clml_lib").rglob("*.py")) + [p for p in (ROOT / "book").rglob("*")
-                                                       if p.is_file()]
+    files += list((ROOT / "clml_lib").rglob("*.py")) + [
+        p for p in (ROOT / "book").rglob("*") if p.is_file() and "__pycache__" not in p.parts]
     files += [p for p in (ROOT / "docs").rglob("*") if p.is_file()] if (ROOT / "docs").is_dir() \
         else []
     return files
