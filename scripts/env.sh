@@ -1,5 +1,5 @@
 # Sourced by scripts/main.sh and scripts/test.sh: creates .venv on first use and
-# installs clml_lib with its dev extras, every version pinned by constraints.txt (the lock:
+# installs clml_lib with its dev and book extras, every version pinned by constraints.txt (the lock:
 # torch 2.14.1, torchvision 0.29.1, ...; regenerate it with scripts/lock.sh). Re-installs when
 # pyproject.toml or constraints.txt changes.
 set -euo pipefail
@@ -12,9 +12,9 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 STAMP="$VENV/.clml_installed"
 if [ ! -f "$STAMP" ] || [ "$ROOT/pyproject.toml" -nt "$STAMP" ] || [ "$ROOT/constraints.txt" -nt "$STAMP" ]; then
-    echo "[env] installing clml_lib[dev] into $VENV (first run: several minutes, torch is large)"
+    echo "[env] installing clml_lib[dev,book] into $VENV (first run: several minutes, torch is large)"
     LOG="$VENV/install.log"
-    if ! { "$VENV/bin/python" -m pip install --upgrade pip && "$VENV/bin/python" -m pip install -c "$ROOT/constraints.txt" -e "$ROOT[dev]"; } >"$LOG" 2>&1; then
+    if ! { "$VENV/bin/python" -m pip install --upgrade pip && "$VENV/bin/python" -m pip install -c "$ROOT/constraints.txt" -e "$ROOT[dev,book]"; } >"$LOG" 2>&1; then
         tail -n 40 "$LOG"; echo "[env] pip install failed; full log: $LOG" >&2; exit 1
     fi
     "$VENV/bin/python" -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (ipykernel)" >/dev/null

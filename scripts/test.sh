@@ -6,6 +6,10 @@
 # `bash scripts/test.sh -x -k losses`.
 source "$(dirname "$0")/env.sh"
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
+# the book's browser test needs Debian's chromium + chromedriver: installed here when we are root;
+# otherwise tests/test_book.py says how (and fails under CI=true, skips elsewhere)
+if [ "$(id -u)" = 0 ]; then bash scripts/install_browser.sh; else
+    command -v chromium >/dev/null || echo "[test] no chromium: sudo bash scripts/install_browser.sh"; fi
 echo "[test] ruff check (line length and rules in pyproject.toml)"
 ruff check .
 python -m pytest tests notebooks \
