@@ -30,6 +30,8 @@ from typing import Sequence
 
 import numpy as np
 
+from .checks import check_label_codes
+
 #: Verdict texts, in the order better / worse / undecided / too few seeds.
 VERDICTS = ("CLML better", "CLML worse", "no difference detected", "n/a (fewer than 2 seeds)")
 
@@ -200,8 +202,7 @@ def paired_bootstrap(
     observed, reps = [], np.zeros(n_boot)  # reps: (n_boot,) sum over seeds of replicate gains
     for i, (base, clml, labels) in enumerate(arms):
         y = _as_scores(f"seed {i} labels", labels)
-        if not np.isin(y, (0.0, 1.0)).all():
-            raise ValueError(f"seed {i} labels must be 0/1, got values {np.unique(y)[:5].tolist()}")
+        check_label_codes(y, f"seed {i} labels")
         sb = _SortedScores(_as_scores(f"seed {i} baseline scores", base, y.shape), y)
         sc = _SortedScores(_as_scores(f"seed {i} +CLML scores", clml, y.shape), y)
         n = y.shape[0]

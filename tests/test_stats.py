@@ -130,7 +130,7 @@ def test_bootstrap_refuses_bad_input():
         paired_bootstrap([])
     with pytest.raises(ValueError, match=r"seed 0 \+CLML scores has shape \(39, 4\)"):
         paired_bootstrap([(b, c[:-1], y)])
-    with pytest.raises(ValueError, match="labels must be 0/1"):
+    with pytest.raises(ValueError, match=r"seed 0 labels must .*\{0, 1\}"):
         paired_bootstrap([(b, c, y * 2)])
     with pytest.raises(ValueError, match="non-finite"):
         paired_bootstrap([(b, np.full_like(c, np.nan), y)])

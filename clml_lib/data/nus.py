@@ -43,7 +43,10 @@ class NusWideMultiLabel(ImageFileDataset):
         verify_files: check at construction that every image file exists (default True).
 
     Attributes:
-        classes, names (N,), paths (N,), labels: float tensor (N, C) 0/1.
+        classes: the C class names.
+        names: the N image names (relative paths from the image folder).
+        paths: the N image paths.
+        labels: float tensor (N, C) of 0/1.
 
     ``__getitem__(i)`` -> ``(image, labels_i)``: a PIL RGB image (or ``transform(image)``) and a
     float tensor (C,).

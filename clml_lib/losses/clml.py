@@ -174,8 +174,10 @@ class CLMLLoss(nn.Module):
         """Compute every part of the loss for one batch.
 
         Args:
-            logits: $\\mathbf S$ ``(N, C)``; features: $\\mathbf Z$ ``(N, D)``; labels: observed
-            $\\mathbf y$ ``(N, C)`` (1/0 or 1/0/-1); epoch: 0-based epoch index $e$.
+            logits: $\\mathbf S$ ``(N, C)``.
+            features: $\\mathbf Z$ ``(N, D)``.
+            labels: observed $\\mathbf y$ ``(N, C)`` (1/0 or 1/0/-1).
+            epoch: 0-based epoch index $e$.
         """
         # validate the batch once here; the parts below skip their own tensor checks (host syncs)
         check_pair(logits, labels, allow_unknown=True)
