@@ -7,6 +7,7 @@ Examples::
     python -m clml_lib.reproduce --grid coco_table --seeds 0 1 2 \\
         --set data_root=/data/coco --set device=cuda:0 --timeout 86400
     python -m clml_lib.reproduce --grid teaching --jobs 2        # two kernels at a time
+    python -m clml_lib.reproduce --grid teaching --runner process --jobs 2   # the main job
     python -m clml_lib.reproduce --list                          # grids and parameter files
 
 Exit status: 0 when every run finished (or was skipped as finished), 1 when some run failed
@@ -19,9 +20,11 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import time
 
 from .collate import collate
-from .grid import GRIDS, GridError, _rel, available_layers, load_grid, parse_sets, run_grid
+from .workers import RUN_LOG_NAME
+from .grid import GRIDS, RUNNERS, GridError, _rel, available_layers, load_grid, parse_sets, run_grid
 
 
 _PAPERMILL_CHATTER = ("Executing Cell", "Ending Cell", "Input Notebook", "Output Notebook",
@@ -36,8 +39,8 @@ def _quiet_papermill(record: logging.LogRecord) -> bool:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m clml_lib.reproduce",
-        description="Run a grid of notebooks/reproduce.ipynb through papermill and collate "
-        "baseline vs +CLML.",
+        description="Run a grid of notebooks/reproduce.ipynb configurations (through papermill, "
+        "or fit() in worker processes) and collate baseline vs +CLML.",
     )
     parser.add_argument("--grid", help="grid name (params/grids/NAME.yaml) or a grid YAML path")
     parser.add_argument("--seeds", type=int, nargs="+", help="seeds (default: the grid's)")
@@ -46,8 +49,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--set", dest="sets", action="append", default=[], metavar="NAME=VALUE",
                         help="set a field in every run, like papermill -p (repeatable)")
     parser.add_argument("--jobs", type=int, default=1,
-                        help="papermill kernels run at a time (each with OMP_NUM_THREADS = "
-                        "cores // jobs); default 1")
+                        help="runs at a time (papermill kernels or worker processes, each with "
+                        "cores // jobs threads); default 1")
+    parser.add_argument("--runner", choices=RUNNERS, default="papermill",
+                        help="papermill (default): each run executes the notebook in its own "
+                        "kernel; process: --jobs long-lived worker processes call fit() on each "
+                        "run's configuration (same run files, output in run.log, no per-run "
+                        "kernel start-up; the per-cell timeout does not apply)")
     parser.add_argument("--dry-run", action="store_true",
                         help="validate and print the plan; run nothing, write nothing")
     parser.add_argument("--list", action="store_true", help="list grids and parameter files")
@@ -75,18 +83,23 @@ def main(argv: list[str] | None = None) -> int:
     axes = " x ".join(f"{k} {v}" for k, v in grid.axes.items()) or "one cell"
     print(f"grid {grid.name}: {len(grid.runs)} runs ({axes} x seeds {grid.seeds}; a seed sets "
           f"{', '.join(grid.seed_fields)}) in {_rel(grid.out_dir)}, per-cell timeout "
-          f"{grid.timeout_s} s, {args.jobs} job(s)")
+          f"{grid.timeout_s} s, {args.jobs} job(s), runner {args.runner}")
     if grid.description:
         print(f"  {grid.description}")
+    def where(run):  # what a failed run left behind
+        return run.notebook_path if args.runner == "papermill" else run.run_dir / RUN_LOG_NAME
+
     if not args.dry_run:  # cell outputs (one line per epoch) through papermill's logger
         logging.basicConfig(level=logging.WARNING, format="%(message)s")
         pm_logger = logging.getLogger("papermill")
         pm_logger.setLevel(logging.INFO)
         pm_logger.addFilter(_quiet_papermill)
-    outcomes = run_grid(grid, dry_run=args.dry_run, jobs=args.jobs)
+    start = time.perf_counter()
+    outcomes = run_grid(grid, dry_run=args.dry_run, jobs=args.jobs, runner=args.runner)
+    wall = time.perf_counter() - start
     if args.dry_run:  # a run folder holding another configuration would fail: say so now
         return 1 if any(o.status == "failed" for o in outcomes) else 0
-    failures = [f"{o.run.cell} seed {o.run.seed}: {o.error} ({_rel(o.run.notebook_path)})"
+    failures = [f"{o.run.cell} seed {o.run.seed}: {o.error} ({_rel(where(o.run))})"
                 for o in outcomes if o.status == "failed"]
     md, png, text = collate(grid, failures)
     print()
@@ -94,8 +107,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"results: {_rel(md)}" + (f" and {_rel(png)}" if png else ""))
     seconds = sum(o.seconds for o in outcomes)
     ran = sum(o.status == "ran" for o in outcomes)
-    print(f"{ran} runs executed in {seconds:.1f} s, "
-          f"{sum(o.status == 'skipped' for o in outcomes)} skipped as finished")
+    print(f"{ran} runs executed ({seconds:.1f} s of run time, {wall:.1f} s wall with "
+          f"{args.jobs} job(s)), {sum(o.status == 'skipped' for o in outcomes)} skipped as "
+          "finished")
     if failures:
         print(f"{len(failures)} run(s) FAILED:", file=sys.stderr)
         for f in failures:

@@ -1,4 +1,4 @@
-"""Grids of papermill runs of ``notebooks/reproduce.ipynb``: load, validate, plan, run.
+"""Grids of runs of ``notebooks/reproduce.ipynb``: load, validate, plan, run.
 
 A grid file ``params/grids/<name>.yaml`` declares parameter layers and axes::
 
@@ -26,7 +26,11 @@ A run lives in ``<out>/<grid>/<cell>/seed<seed>/``. :func:`run_grid` first check
 configuration in a field that changes what a run computes (any field of role ``experiment`` or
 ``clml``: only the ``bookkeeping`` fields may differ on resume) fails with the fields named and is
 never overwritten; an unreadable ``metrics.json`` is named and the run is re-run (the engine resumes
-it from ``checkpoint.pt``). Finished runs are skipped; the others run, ``jobs`` at a time.
+it from ``checkpoint.pt``). Finished runs are skipped; the others run, ``jobs`` at a time, either
+through papermill (``runner="papermill"``, the default: one kernel per run, the executed notebook
+in the run folder) or in ``jobs`` long-lived worker processes that call ``fit`` on the same
+configuration (``runner="process"``, :mod:`.workers`: the same run files, without the ~20 s
+start-up of a notebook kernel per run).
 
 Seeds: a grid seed sets ``seed`` and ``split_seed`` (``seed_fields``): the missing-label draw, the
 validation carve-out, the initialisation, the batch order and the augmentation all vary with it, so
@@ -59,8 +63,12 @@ from clml_lib.train.config import (
     read_layer,
 )
 
+from .workers import RUN_LOG_NAME, WorkerPool
+
 #: The notebook every run executes.
 NOTEBOOK = NOTEBOOKS / "reproduce.ipynb"
+#: How runs are executed (:func:`run_grid`): a notebook per run, or fit() in worker processes.
+RUNNERS = ("papermill", "process")
 #: Where grid files live.
 GRIDS = PARAMS / "grids"
 #: The fields a grid seed sets unless the grid says otherwise.
@@ -506,25 +514,32 @@ def run_grid(
     notebook: str | Path = NOTEBOOK,
     log: Callable[[str], None] = print,
     jobs: int = 1,
+    runner: str = "papermill",
 ) -> list[RunOutcome]:
-    """Run every planned run of ``grid``, ``jobs`` papermill kernels at a time, keeping going
-    after failures.
+    """Run every planned run of ``grid``, ``jobs`` at a time, keeping going after failures.
 
     All run folders are checked first (:func:`plan`): a folder holding another configuration is a
-    failure before any kernel starts (never overwritten); finished runs are skipped. Each kernel
-    gets ``OMP_NUM_THREADS = max(1, cores // jobs)``.
+    failure before any run starts (never overwritten); finished runs are skipped.
+
+    Args:
+        runner: ``papermill`` (default): each run executes ``notebook`` in its own kernel, with
+            ``OMP_NUM_THREADS = max(1, cores // jobs)``, into ``<run>/reproduce.ipynb``.
+            ``process``: ``jobs`` long-lived worker processes (``max(1, cores // jobs)`` torch
+            threads each) call :func:`clml_lib.train.fit` on each run's configuration, with its
+            output in ``<run>/run.log`` (:mod:`.workers`); same run files, no notebook, no
+            per-run start-up cost.
 
     Returns:
         One :class:`RunOutcome` per run, in grid order (``planned`` for every run when
         ``dry_run``).
 
     Raises:
-        ValueError: ``jobs`` < 1.
+        ValueError: ``jobs`` < 1, or an unknown ``runner``.
     """
-    import papermill as pm
-
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"jobs must be an int >= 1, got {jobs!r}")
+    if runner not in RUNNERS:
+        raise ValueError(f"runner must be one of {RUNNERS}, got {runner!r}")
     checked = plan(grid, log)
     n = len(grid.runs)
     outcomes: dict[int, RunOutcome] = {}
@@ -534,7 +549,9 @@ def run_grid(
         if status == "mismatch":
             outcomes[i] = RunOutcome(run, "failed", error=problem)
         elif dry_run:
-            log(f"{tag}: {status:8s} -> {run.papermill_command(notebook)}")
+            how = run.papermill_command(notebook) if runner == "papermill" else (
+                f"fit() in a worker process -> {_rel(run.run_dir / RUN_LOG_NAME)}")
+            log(f"{tag}: {status:8s} -> {how}")
             outcomes[i] = RunOutcome(run, "planned")
         elif status == "finished":
             log(f"{tag}: finished earlier, skipped ({_rel(run.run_dir)})")
@@ -542,8 +559,30 @@ def run_grid(
         else:
             todo.append((i, tag, run, status))
     lock = threading.Lock()
+    threads = max(1, cpu_count() // jobs)
+
+    def finish(i: int, tag: str, run: Run, seconds: float, error: str) -> None:
+        """Log and record one ended run (papermill or process)."""
+        with lock:
+            if error:
+                where = (f"executed notebook with the error: {_rel(run.notebook_path)}"
+                         if runner == "papermill" else
+                         f"output and traceback: {_rel(run.run_dir / RUN_LOG_NAME)}")
+                log(f"{tag}: FAILED after {seconds:.1f} s: {error}")
+                log(f"    {where}")
+                outcomes[i] = RunOutcome(run, "failed", seconds, error)
+                return
+            metrics, problem = run.metrics_or_problem()
+            summary = (metrics or {}).get("summary", {})
+            log(f"{tag}: done in {seconds:.1f} s (test mAP selected on val "
+                f"{summary.get('test_mAP', float('nan')):.2f}, best on test "
+                f"{summary.get('best_test_mAP', float('nan')):.2f})"
+                + (f" {problem}" if problem else ""))
+            outcomes[i] = RunOutcome(run, "ran", seconds)
 
     def one(i: int, tag: str, run: Run, status: str) -> None:
+        import papermill as pm
+
         with lock:
             log(f"{tag}: {'resuming' if status == 'partial' else 'running'} -> "
                 f"{_rel(run.notebook_path)}")
@@ -556,24 +595,19 @@ def run_grid(
             error = f"{type(exc).__name__}: {exc}"
         else:
             error = ""
-        seconds = time.perf_counter() - start
-        with lock:
-            if error:
-                log(f"{tag}: FAILED after {seconds:.1f} s: {error}")
-                log(f"    executed notebook with the error: {_rel(run.notebook_path)}")
-                outcomes[i] = RunOutcome(run, "failed", seconds, error)
-                return
-            metrics, problem = run.metrics_or_problem()
-            summary = (metrics or {}).get("summary", {})
-            log(f"{tag}: done in {seconds:.1f} s (test mAP selected on val "
-                f"{summary.get('test_mAP', float('nan')):.2f}, best on test "
-                f"{summary.get('best_test_mAP', float('nan')):.2f})"
-                + (f" {problem}" if problem else ""))
-            outcomes[i] = RunOutcome(run, "ran", seconds)
+        finish(i, tag, run, time.perf_counter() - start, error)
 
-    if todo:
+    if todo and runner == "process":
+        for _, tag, run, status in todo:
+            log(f"{tag}: {'resuming' if status == 'partial' else 'queued'} -> "
+                f"{_rel(run.run_dir)}")
+        by_index = {i: (tag, run) for i, tag, run, _ in todo}
+        with WorkerPool(jobs, threads) as pool:
+            pool.run_all([(i, run.config.to_dict(), str(run.run_dir)) for i, _, run, _ in todo],
+                         lambda i, seconds, error: finish(i, *by_index[i], seconds, error))
+    elif todo:
         previous = os.environ.get("OMP_NUM_THREADS")
-        os.environ["OMP_NUM_THREADS"] = str(max(1, cpu_count() // jobs))  # inherited by kernels
+        os.environ["OMP_NUM_THREADS"] = str(threads)  # inherited by kernels
         try:
             if jobs == 1:
                 for item in todo:
