@@ -48,7 +48,6 @@ from pathlib import Path
 
 import torch
 import torch.nn as nn
-import torchvision
 
 #: prefixes of the auxiliary ImageNet heads of GoogLeNet / Inception-v3 (dropped: aux_logits=False)
 _AUX_PREFIXES = ("aux1.", "aux2.", "AuxLogits.")
@@ -195,7 +194,12 @@ OWN_BACKBONES = {"small_resnet": SmallResNet, "tiny_cnn": TinyCNN}
 
 
 def available_backbones() -> list[str]:
-    """Names accepted by :func:`build_model`: :data:`OWN_BACKBONES`, torchvision classifiers."""
+    """Names accepted by :func:`build_model`: :data:`OWN_BACKBONES`, torchvision classifiers.
+
+    Imports torchvision (about 3.5 s on a 2-core machine); :func:`build_model` does so only for a
+    name that is not one of :data:`OWN_BACKBONES`."""
+    import torchvision
+
     return list(OWN_BACKBONES) + sorted(torchvision.models.list_models(module=torchvision.models))
 
 
@@ -221,6 +225,8 @@ def _replace_module(root: nn.Module, path: str, new: nn.Module) -> None:
 
 def _torchvision_body(name: str, imagenet: bool) -> tuple[nn.Module, int, str]:
     """Build the torchvision model (random or DEFAULT weights); cut its classifier off."""
+    import torchvision  # here, not at the top: the own backbones do not need it
+
     kwargs = {"aux_logits": False} if name in _AUX_MODELS else {}
     if name in _AUX_MODELS and not imagenet:
         kwargs["init_weights"] = True
@@ -390,7 +396,7 @@ def build_model(name: str, num_classes: int,
     if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
         raise ValueError(f"num_classes must be an int >= 1, got {num_classes!r}")
     weights_path = "" if weights_path is None else str(weights_path)
-    names = available_backbones()
+    names = list(OWN_BACKBONES) if name in OWN_BACKBONES else available_backbones()
     if name not in names:
         close = difflib.get_close_matches(str(name), names, n=3)
         hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""

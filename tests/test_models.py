@@ -249,3 +249,21 @@ def test_bad_names_and_files(tmp_path):
     for name in ("tiny_cnn", "small_resnet"):
         with pytest.raises(ValueError, match=f"no ImageNet weights for '{name}'"):
             build_model(name, 3, weights_path="imagenet")
+
+
+def test_own_backbones_and_the_engine_do_not_import_torchvision():
+    """torchvision costs ~3.5 s to import: the teaching runs (own backbones) must not pay it."""
+    import subprocess
+    import sys
+
+    code = ("import sys; import clml_lib.train.engine; from clml_lib.models import build_model; "
+            "build_model('small_resnet', 3); build_model('tiny_cnn', 3); "
+            "print('torchvision' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=pathlib.Path(__file__).resolve().parents[1])
+    assert out.stdout.strip() == "False", out.stdout + out.stderr
+    code = "import sys; from clml_lib.models import build_model; build_model('resnet18', 3); " \
+           "print('torchvision' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=pathlib.Path(__file__).resolve().parents[1])
+    assert out.stdout.strip() == "True", out.stdout + out.stderr
