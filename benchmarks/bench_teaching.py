@@ -4,7 +4,10 @@ Both runs go through papermill exactly as the grid runs them (``notebooks/reprod
 parameter layers composed in order, kernel ``python3``, cwd = project root), one after the other
 in this one process, with the math libraries pinned to the same number of threads (default 2,
 set before torch is imported; papermill kernels inherit it). Printed: both wall times and the
-ratio ``scratch / fine-tune`` (target >= 5).
+ratio ``scratch / fine-tune`` (target >= 5). Then the time per run of the grid driver's
+``process`` runner (what the main job pays per run): the fine-tuning run in one long-lived worker
+process (:class:`clml_lib.reproduce.workers.WorkerPool`, same threads), its first run (which also
+generates the teaching images) and the next ones (warm: images cached in the worker).
 
 * **Anchor** (from scratch): ``params/teaching_scratch.yaml`` (tiny CNN, 32 px, 10 epochs).
 * **Fine-tuning run**: ``params/teaching.yaml`` when it names the pretrained ``small_resnet``
@@ -12,7 +15,8 @@ ratio ``scratch / fine-tune`` (target >= 5).
   ``backbone=small_resnet``, that weights file and ``--finetune-epochs`` epochs; else a stand-in
   (``backbone=tiny_cnn``, ``--finetune-epochs`` epochs), and the output says so.
 
-Options: ``--no-papermill`` times :func:`clml_lib.train.fit` in this process instead (no kernel
+Options: ``--process-runs N``: runs timed in the worker (default 3; 0 skips it);
+``--no-papermill`` times :func:`clml_lib.train.fit` in this process instead (no kernel
 start, no notebook cells); ``--profile`` prints where the time of each in-process run goes
 (data, model, training steps, evaluation, file writes); ``--repeats N`` alternates the two runs N
 times and reports the medians.
@@ -118,6 +122,24 @@ def _time_fit(params: dict, profile: bool) -> tuple[float, str]:
     return wall, "\n".join(lines)
 
 
+def _time_process_runner(params: dict, threads: int, n: int, tmp: Path) -> list[float]:
+    """Seconds of ``n`` fine-tuning runs (seeds 0..n-1) in one warm worker process."""
+    from clml_lib.reproduce.workers import WorkerPool
+
+    seconds: list[float] = []
+    errors: list[str] = []
+    items = [(seed, {**params, "seed": seed, "split_seed": seed,
+                     "out_dir": str(tmp / f"process_{seed}")}, str(tmp / f"process_{seed}"))
+             for seed in range(n)]
+    with WorkerPool(1, threads) as pool:
+        for item in items:  # one at a time, in order: the first run is the cold one
+            pool.run_all([item], lambda _, s, e: (seconds.append(s), errors.append(e)))
+    bad = [e for e in errors if e]
+    if bad:
+        raise RuntimeError(f"process-runner run failed: {bad[0]}")
+    return seconds
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--threads", type=int, default=2, help="OMP/MKL threads (default 2)")
@@ -126,9 +148,14 @@ def main(argv: list[str] | None = None) -> int:
                     help="with --no-papermill: print the time of each phase of each run")
     ap.add_argument("--repeats", type=int, default=1, help="alternate the two runs N times")
     ap.add_argument("--finetune-epochs", type=int, default=3)
+    ap.add_argument("--process-runs", type=int, default=3,
+                    help="fine-tuning runs timed in one worker process of the grid's process "
+                    "runner (0: skip)")
     args = ap.parse_args(argv)
     if args.threads < 1 or args.repeats < 1 or args.finetune_epochs < 1:
         ap.error("--threads, --repeats and --finetune-epochs must be >= 1")
+    if args.process_runs < 0:
+        ap.error("--process-runs must be >= 0")
     if args.profile and not args.no_papermill:
         ap.error("--profile needs --no-papermill (the work of a papermill run is in its kernel)")
     _pin_threads(args.threads)
@@ -155,6 +182,13 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  run {rep}: {name:8s} {wall:7.2f} s")
                 if prof:
                     print(prof)
+        if args.process_runs:
+            fine = {**plan[1][1], "resume": False, "progress": False}
+            per_run = _time_process_runner(fine, args.threads, args.process_runs, Path(tmp))
+            warm = per_run[1:] or per_run
+            print(f"  process runner (one worker, {args.threads} threads): fine-tuning runs "
+                  + ", ".join(f"{x:.2f}" for x in per_run) + " s (first: also generates the "
+                  f"images); warm median {sorted(warm)[len(warm) // 2]:.2f} s per run")
     med = {k: sorted(v)[len(v) // 2] for k, v in times.items()}
     ratio = med["scratch"] / med["finetune"]
     print(f"from scratch: {med['scratch']:.2f} s   fine-tuning: {med['finetune']:.2f} s   "

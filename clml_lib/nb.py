@@ -14,17 +14,28 @@ import torch
 from .seed import seed_everything
 
 
-def setup_notebook(seed: int = 0, threads: int = 2) -> None:
+def setup_notebook(seed: int = 0, threads: int = 2, plots: bool = True) -> None:
     """Seed everything, fix print options and matplotlib defaults, silence known noise.
 
     Args:
         seed: global seed passed to :func:`clml_lib.seed.seed_everything`.
         threads: torch intra-op threads (2 matches the CI machine; fixes float sums).
+        plots: also apply :func:`setup_plots` now; ``False`` leaves matplotlib unimported (about
+            1 s) until a later cell calls :func:`setup_plots` before its first figure.
     """
     seed_everything(seed, deterministic=True)
     torch.set_num_threads(threads)
     torch.set_printoptions(precision=4, sci_mode=False, linewidth=100)
     np.set_printoptions(precision=4, suppress=True, linewidth=100)
+    if plots:
+        setup_plots()
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", message=".*IProgress not found.*")
+
+
+def setup_plots() -> None:
+    """Matplotlib defaults of every notebook (small PNG figures, inline under IPython)."""
     import matplotlib
 
     matplotlib.rcParams.update(
@@ -39,6 +50,3 @@ def setup_notebook(seed: int = 0, threads: int = 2) -> None:
             ip.run_line_magic("config", "InlineBackend.figure_formats = ['png']")
     except ImportError:  # pragma: no cover - IPython is a dependency
         pass
-    warnings.filterwarnings("ignore", category=DeprecationWarning)
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    warnings.filterwarnings("ignore", message=".*IProgress not found.*")

@@ -34,6 +34,12 @@
 # The last cells are checks (finite losses, mAP in [0, 100], files written) that raise
 # `AssertionError`, so a broken run fails papermill and nbval loudly.
 #
+# **Runs in** about 1–1.5 minutes on 2 CPU cores with the defaults below (the from-scratch tiny
+# CNN, 10 epochs), and about 15–20 s with `params/teaching.yaml` (3 fine-tuning epochs; most of it
+# the kernel start and the imports). A grid of many runs is faster without a notebook per run:
+# `python -m clml_lib.reproduce --grid teaching --runner process --jobs 2` calls the same `fit`
+# on the same configurations in long-lived worker processes.
+#
 # **Parameters.** The parameters cell below is generated from the run schema
 # (`clml_lib.train.TrainConfig`, listed in `docs/configuration.md`); a test keeps it equal to the
 # schema, defaults included. The defaults are the quick teaching run (tiny CNN, 32 px teaching
@@ -119,17 +125,16 @@ parameters = {
 from clml_lib.nb import setup_notebook  # noqa: E402
 
 # One intra-op thread: on the 2-core CI machine two threads made these small CPU runs 2 to 8x
-# slower (3 teaching epochs: 7 s vs 17-26 s at load 3, 21 s vs 170 s at load 10)
-setup_notebook(seed, threads=1)
+# slower (3 teaching epochs: 7 s vs 17-26 s at load 3, 21 s vs 170 s at load 10). Plot settings
+# (and the matplotlib import) wait for the first figure.
+setup_notebook(seed, threads=1, plots=False)
 
 # %%
 import dataclasses  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
 
-import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
 
 from clml_lib.paths import resolve  # noqa: E402
 from clml_lib.train import TrainConfig, fit  # noqa: E402
@@ -189,6 +194,11 @@ print(f"EMA decay {cfg.ema_decay}: time constant 1/(1 - d) = {time_constant:.0f}
       f"{cfg.ema_decay ** total_steps:.2g}")
 
 # %%
+import matplotlib.pyplot as plt  # noqa: E402
+
+from clml_lib.nb import setup_plots  # noqa: E402
+
+setup_plots()
 fig, axes = plt.subplots(2, 2, figsize=(12, 7))
 ax = axes[0, 0]
 for part in ("loss", "base"):
@@ -234,9 +244,9 @@ plt.show()
 selected = metrics["summary"]["selected_model"]
 per_class = metrics["per_class_ap"]["test_ema" if selected == "ema" else "test"]
 ap_df = pd.DataFrame({"class": classes, "AP": pd.Series(per_class, dtype=float)})
-ap_df = ap_df.sort_values("AP", ascending=False)  # a class without test positives has no AP
+ap_df = ap_df.sort_values("AP", na_position="first")  # no AP: a class without test positives
 fig, ax = plt.subplots(figsize=(6, 0.6 + 0.18 * len(ap_df)))
-sns.barplot(data=ap_df, x="AP", y="class", color="tab:blue", ax=ax)
+ax.barh(ap_df["class"], ap_df["AP"].fillna(0.0), color="tab:blue")  # best class on top
 ax.axvline(ap_df["AP"].mean(), color="black", lw=0.8, ls="--")
 ax.set(xlabel="test AP", ylabel="", title=f"per-class test AP ({selected} model, dashed: mean)")
 fig.tight_layout()

@@ -35,6 +35,7 @@ from clml_lib.reproduce import (
 )
 from clml_lib.reproduce.cli import main
 from clml_lib.reproduce.collate import add_bootstrap
+from clml_lib.reproduce.grid import execute_run
 from clml_lib.stats import paired_t_interval
 from clml_lib.train.config import TrainConfig, parameters_cell_source, parse_value, read_layer
 
@@ -338,3 +339,61 @@ def test_micro_grid_dry_run_real_run_with_two_jobs_failure_and_table(tmp_path, c
     assert text in captured.out
     assert "| teaching / 40left / BCE +CLML | 1 |" in text
     assert "FAILED micro" not in text and "FAILED coco_clml seed 0" in text
+
+
+def _numbers(doc, path=""):
+    """Every number of a metrics.json (``path -> value``) but the wall times."""
+    if isinstance(doc, dict):
+        out = {}
+        for k, v in doc.items():
+            if k != "time_s":
+                out.update(_numbers(v, f"{path}.{k}"))
+        return out
+    if isinstance(doc, list):
+        out = {}
+        for i, v in enumerate(doc):
+            out.update(_numbers(v, f"{path}[{i}]"))
+        return out
+    if isinstance(doc, (int, float)) and not isinstance(doc, bool):
+        return {path: float(doc)}
+    return {}
+
+
+@pytest.mark.slow
+def test_process_runner_matches_papermill_records_failures_and_skips(tmp_path, capsys):
+    grid_file = _write_grid(tmp_path / "micro.yaml", set={**TINY, "data_root":
+                                                          str(tmp_path / "no_such_coco")},
+                            axes={"dataset": ["teaching", "coco"]})
+    out = tmp_path / "runs"
+    args = ["--grid", str(grid_file), "--out", str(out), "--runner", "process", "--jobs", "2"]
+    assert main(args) == 1  # the coco run fails in its worker, the teaching run finishes
+    captured = capsys.readouterr()
+    coco_log = out / "micro" / "coco" / "seed0" / "run.log"
+    assert "coco seed 0" in captured.err and "no_such_coco" in captured.err
+    assert str(coco_log) in captured.err  # the failure names where its traceback is
+    assert "Traceback" in coco_log.read_text() and "no_such_coco" in coco_log.read_text()
+    run_dir = out / "micro" / "teaching" / "seed0"
+    for name in ("config.json", "metrics.json", "checkpoint.pt", "test_scores.pt", "run.log"):
+        assert (run_dir / name).is_file(), name
+    assert "FAILED coco seed 0" in (out / "micro" / "results" / "micro.md").read_text()
+
+    # the same cell through papermill gives the same metrics.json (float tolerance)
+    grid = load_grid(grid_file, out=tmp_path / "papermill")
+    (run,) = [r for r in grid.runs if r.cell == "teaching"]
+    execute_run(run, NOTEBOOK, 300, log_output=False)
+    by_process = json.loads((run_dir / "metrics.json").read_text())
+    by_papermill = json.loads(run.metrics_path.read_text())
+    assert by_process["classes"] == by_papermill["classes"]
+    assert by_process["summary"]["selected_model"] == by_papermill["summary"]["selected_model"]
+    a, b = _numbers(by_process), _numbers(by_papermill)
+    assert a.keys() == b.keys()
+    for key in a:
+        assert a[key] == pytest.approx(b[key], rel=1e-4, abs=1e-3), key
+    config_a, config_b = by_process["config"], by_papermill["config"]
+    assert {k for k in config_a if config_a[k] != config_b[k]} == {"out_dir", "verbose"}
+
+    # run again: the finished run is skipped, the failed one tried again
+    assert main(args) == 1
+    again = capsys.readouterr().out
+    assert "micro/teaching seed 0: finished earlier, skipped" in again
+    assert "1 skipped as finished" in again

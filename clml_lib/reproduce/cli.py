@@ -22,7 +22,13 @@ import logging
 import sys
 import time
 
-from .collate import collate
+from .collate import (
+    add_bootstrap,
+    build_comparisons,
+    collate,
+    render_compact_table,
+    render_mined,
+)
 from .workers import RUN_LOG_NAME
 from .grid import GRIDS, RUNNERS, GridError, _rel, available_layers, load_grid, parse_sets, run_grid
 
@@ -56,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "kernel; process: --jobs long-lived worker processes call fit() on each "
                         "run's configuration (same run files, output in run.log, no per-run "
                         "kernel start-up; the per-cell timeout does not apply)")
+    parser.add_argument("--summary", action="store_true",
+                        help="after the full results, print the compact table (the README's) "
+                        "and the labels mined per epoch once more, as the last thing printed")
     parser.add_argument("--dry-run", action="store_true",
                         help="validate and print the plan; run nothing, write nothing")
     parser.add_argument("--list", action="store_true", help="list grids and parameter files")
@@ -105,6 +114,14 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(text)
     print(f"results: {_rel(md)}" + (f" and {_rel(png)}" if png else ""))
+    if args.summary:
+        comparisons, _ = build_comparisons(grid)
+        for c in comparisons:
+            add_bootstrap(c)
+        print(f"\n## Summary of grid {grid.name}: test mAP (%) of the model selected on val\n")
+        print(render_compact_table(comparisons))
+        print("\n### Labels mined by correction (+CLML arm, pooled over seeds)\n")
+        print(render_mined(comparisons))
     seconds = sum(o.seconds for o in outcomes)
     ran = sum(o.status == "ran" for o in outcomes)
     print(f"{ran} runs executed ({seconds:.1f} s of run time, {wall:.1f} s wall with "

@@ -274,6 +274,23 @@ def _mined_text(m: dict[str, Any], tau: float | None) -> str:
     return f"{m['count']:.1f} per run{at} ({_pct(m['precision'])} / {_pct(m['recall'])})"
 
 
+def render_mined(comparisons: list[Comparison]) -> str:
+    """The labels mined by correction in each comparison's +CLML arm, per epoch, pooled over
+    seeds (count per run, precision and recall against the hidden labels), as Markdown."""
+    lines = ["Per epoch: labels mined per run (observed negatives scored above τ), precision "
+             "(share of them that the simulation had hidden) and recall (share of the hidden "
+             "positives mined).", ""]
+    for c in comparisons:
+        mined = c.mined_per_epoch()
+        lines.append(f"* **{c.label} {c.variant}**: " + (
+            "; ".join(f"epoch {m['epoch']}: {_mined_text(m, None)}" for m in mined)
+            if mined else "no +CLML run finished"))
+        if mined and all(m["count"] == 0 for m in mined):
+            lines.append(f"  No label was mined in any epoch at τ = {c.tau:g}: no observed "
+                         "negative scored above τ." if c.tau is not None else "  None mined.")
+    return "\n".join(lines)
+
+
 def render_markdown(grid: Grid, comparisons: list[Comparison], notes: list[str],
                     failures: list[str], plot_name: str | None, n_boot: int = N_BOOT) -> str:
     """The text of ``results/<grid>.md``."""
@@ -321,17 +338,7 @@ def render_markdown(grid: Grid, comparisons: list[Comparison], notes: list[str],
                 f"{fmt(c.values('baseline', key))} | {fmt(c.values('clml', key))} | "
                 f"{iv.text() if iv else 'n/a'} | {verdict(iv) if iv else 'n/a'} | {_paper(c)} |")
     lines += ["", "## Labels mined by correction (+CLML arm, pooled over seeds)", "",
-              "Per epoch: labels mined per run (observed negatives scored above τ), precision "
-              "(share of them that the simulation had hidden) and recall (share of the hidden "
-              "positives mined).", ""]
-    for c in comparisons:
-        mined = c.mined_per_epoch()
-        lines.append(f"* **{c.label} {c.variant}**: " + (
-            "; ".join(f"epoch {m['epoch']}: {_mined_text(m, None)}" for m in mined)
-            if mined else "no +CLML run finished"))
-        if mined and all(m["count"] == 0 for m in mined):
-            lines.append(f"  No label was mined in any epoch at τ = {c.tau:g}: no observed "
-                         "negative scored above τ." if c.tau is not None else "  None mined.")
+              render_mined(comparisons)]
     lines += [
         "",
         "## Per seed",
