@@ -18,6 +18,15 @@ from clml_lib.data import (
 from clml_lib.data import teaching as teaching_module
 
 
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path, monkeypatch):
+    """Every test of this module draws into its own disk cache, from an empty memory cache."""
+    monkeypatch.setattr(teaching_module, "CACHE_DIR", tmp_path / "cache")
+    teaching_module._generate.cache_clear()
+    yield
+    teaching_module._generate.cache_clear()
+
+
 def test_renders_real_images():
     ds = TeachingMultiLabel("train", num_images=300, image_size=32, seed=0)
     assert len(ds) == 300 and ds.classes == TEACHING_CLASSES and 10 <= len(ds.classes) <= 20
@@ -40,7 +49,8 @@ def test_renders_real_images():
 
 def test_deterministic_and_split_streams():
     a = TeachingMultiLabel("val", num_images=200, seed=3)
-    teaching_module._generate.cache_clear()  # regenerate from scratch, not from the cache
+    teaching_module._generate.cache_clear()  # regenerate from scratch, not from the caches
+    teaching_module.CACHE_DIR = None
     b = TeachingMultiLabel("val", num_images=200, seed=3)
     assert torch.equal(a.images, b.images) and torch.equal(a.labels, b.labels)
     assert a.images.data_ptr() != b.images.data_ptr()  # each dataset owns its pixels
@@ -177,3 +187,47 @@ def test_centred_layout_and_fixed_textures():
     with pytest.raises(ValueError, match="textures must be"):
         teaching_module._render(np.random.default_rng(0), labels, s, layout="centre",
                                 textures=np.full(n, 3))
+
+
+def test_disk_cache_is_keyed_read_back_and_replaces_a_bad_file(tmp_path, monkeypatch):
+    a = TeachingMultiLabel("test", num_images=40, image_size=24, seed=5)
+    path = teaching_module.cache_path("test", 40, 24, 5)
+    assert path.is_file() and path.parent == tmp_path / "cache"
+    assert f"v{teaching_module.GENERATOR_VERSION}_" in path.name
+    keys = {teaching_module.cache_path(*k) for k in [("test", 40, 24, 5), ("val", 40, 24, 5),
+                                                     ("test", 41, 24, 5), ("test", 40, 32, 5),
+                                                     ("test", 40, 24, 6)]}
+    assert len(keys) == 5  # every generator argument is in the key
+    doc = torch.load(path, weights_only=True)
+    assert doc["images"].dtype == torch.uint8 and doc["labels"].dtype == torch.uint8
+
+    def no_drawing(*args, **kwargs):
+        raise AssertionError("drew the images although a valid cache file exists")
+
+    teaching_module._generate.cache_clear()
+    with monkeypatch.context() as m:
+        m.setattr(teaching_module, "_render", no_drawing)
+        b = TeachingMultiLabel("test", num_images=40, image_size=24, seed=5)  # from disk
+    assert torch.equal(a.images, b.images) and torch.equal(a.labels, b.labels)
+    assert torch.equal(a.scenes, b.scenes)
+
+    for bad in (b"truncated", None):  # a corrupt file, then a file of another shape
+        if bad is None:
+            torch.save({"images": doc["images"][:3], "labels": doc["labels"][:3],
+                        "scenes": doc["scenes"][:3]}, path)
+        else:
+            path.write_bytes(bad)
+        teaching_module._generate.cache_clear()
+        with pytest.warns(UserWarning, match=r"teaching-set cache .* is unreadable"):
+            c = TeachingMultiLabel("test", num_images=40, image_size=24, seed=5)
+        assert torch.equal(a.images, c.images)
+        assert torch.equal(torch.load(path, weights_only=True)["images"], doc["images"])
+
+
+def test_an_unwritable_cache_folder_is_named_not_fatal(tmp_path, monkeypatch):
+    blocker = tmp_path / "not_a_folder"
+    blocker.write_text("a file where the cache folder should be")
+    monkeypatch.setattr(teaching_module, "CACHE_DIR", blocker / "cache")
+    with pytest.warns(UserWarning, match="could not write the teaching-set cache"):
+        ds = TeachingMultiLabel("val", num_images=20, seed=1)
+    assert len(ds) == 20

@@ -1,9 +1,11 @@
 """The embedded teaching set: procedurally drawn multi-label images of coloured shapes.
 
 No download, no files: the images are drawn with NumPy from a seed, in a few seconds, and cached
-in memory per process. They have *real pixels*: anti-aliased shapes with colours and fill
-textures on textured, cluttered, noisy backgrounds, so a CNN has to learn shape detectors (not
-colour or pixel counts) to name the objects.
+in memory per process and on disk (:data:`CACHE_DIR`, ``data/cache/``, not versioned: a
+notebook kernel then reads them in a few milliseconds instead of drawing them again). They have
+*real pixels*: anti-aliased shapes with colours and fill textures on textured, cluttered, noisy
+backgrounds, so a CNN has to learn shape detectors (not colour or pixel counts) to name the
+objects.
 
 Classes (``TEACHING_CLASSES``, 12 shapes)::
 
@@ -27,11 +29,16 @@ fill texture chosen by the caller), used only by the pretraining source task of
 from __future__ import annotations
 
 import functools
+import warnings
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
+
+from ..atomic import atomic_torch_save
+from ..paths import DATA
 
 #: The 12 class names, in label-index order.
 TEACHING_CLASSES: list[str] = [
@@ -276,12 +283,66 @@ def _render(
     return np.clip(np.rint(img * 255.0), 0, 255).astype(np.uint8)
 
 
+#: Version of what the generator draws: part of every disk-cache key. Bump it with any change to
+#: the classes, scenes, difficulty knobs, :func:`_sample_labels` or :func:`_render`, so that no
+#: cache file drawn by another version is read.
+GENERATOR_VERSION = 1
+#: Folder of the disk cache of generated splits (gitignored); ``None`` turns the cache off.
+CACHE_DIR: Path | None = DATA / "cache" / "teaching"
+
+
+def cache_path(split: str, num_images: int, image_size: int, seed: int) -> Path | None:
+    """The disk-cache file of one generated split, named by every generator argument and
+    :data:`GENERATOR_VERSION`; None when the cache is off."""
+    if CACHE_DIR is None:
+        return None
+    return Path(CACHE_DIR) / (f"v{GENERATOR_VERSION}_{split}_n{num_images}_s{image_size}_"
+                              f"seed{seed}.pt")
+
+
+def _read_cache(path: Path, num_images: int, image_size: int):
+    """The arrays of a cache file, or None (with a warning naming the file) when it is not a
+    readable cache of this shape; it is then drawn again and rewritten."""
+    try:
+        doc = torch.load(path, map_location="cpu", weights_only=True)
+        images, labels, scenes = doc["images"], doc["labels"], doc["scenes"]
+        n, c = num_images, len(TEACHING_CLASSES)
+        ok = (tuple(images.shape) == (n, 3, image_size, image_size)
+              and images.dtype == torch.uint8 and tuple(labels.shape) == (n, c)
+              and labels.dtype == torch.uint8 and tuple(scenes.shape) == (n,))
+        if not ok:
+            raise ValueError(f"shapes {tuple(images.shape)}, {tuple(labels.shape)}, "
+                             f"{tuple(scenes.shape)} do not match the key")
+    except Exception as exc:  # corrupt, truncated or foreign file: draw again, say so
+        warnings.warn(f"teaching-set cache {path} is unreadable ({type(exc).__name__}: {exc}); "
+                      "drawing the images again and rewriting it", stacklevel=3)
+        return None
+    return images.numpy(), labels.numpy(), scenes.numpy()
+
+
 @functools.lru_cache(maxsize=16)
 def _generate(split: str, num_images: int, image_size: int, seed: int):
-    """Cached generation: (images uint8 (N,3,S,S), labels uint8 (N,C), scenes (N,))."""
+    """Cached generation: (images uint8 (N,3,S,S), labels uint8 (N,C), scenes (N,)).
+
+    Cached in memory per process and on disk (:func:`cache_path`, written atomically, read with
+    ``weights_only=True``). A cache folder that cannot be written is skipped with a warning."""
+    path = cache_path(split, num_images, image_size, seed)
+    if path is not None and path.is_file():
+        cached = _read_cache(path, num_images, image_size)
+        if cached is not None:
+            return cached
     rng = np.random.default_rng(np.random.SeedSequence([seed, _SPLIT_CODE[split]]))
     scene, labels = _sample_labels(rng, num_images)
     images = _render(rng, labels, image_size)
+    if path is not None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_torch_save(path, {"images": torch.from_numpy(images),
+                                     "labels": torch.from_numpy(labels),
+                                     "scenes": torch.from_numpy(np.asarray(scene, np.int64))})
+        except OSError as exc:
+            warnings.warn(f"could not write the teaching-set cache {path} ({exc}); the images "
+                          "are drawn again in every process", stacklevel=3)
     return images, labels, scene
 
 
