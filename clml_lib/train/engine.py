@@ -16,6 +16,8 @@ Decisions:
 * **Data in memory** (the generated teaching set) is served by
   :class:`~clml_lib.train.batches.TensorBatches` in the same sampler order, with the augmentation
   applied to whole batches; file-backed datasets go through a DataLoader.
+* **Memory layout**: on one CPU process the model and its input batches are ``channels_last``
+  (:func:`memory_format`: faster convolutions; the same computation up to float summation order).
 * **Scores for mAP** are the logits (float32): the same ranking as the sigmoid probabilities but
   without the float32 saturation of sigmoid to exactly 1.0 (which would create ties). Threshold
   metrics use ``sigmoid(logits) >= 0.5``. Evaluation runs under the same autocast as training
@@ -122,6 +124,24 @@ def _fmt(x: float | None) -> str:
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.2f}"
 
 
+# ----------------------------------------------------------------------------- memory layout
+def memory_format(info: DistInfo) -> torch.memory_format:
+    """Layout of the model's weights and of its input batches: ``channels_last`` (NHWC) for a
+    run on one CPU process, where oneDNN's convolutions are faster in it (the small ResNet on
+    32 px teaching images with one thread: a training step 1.45x, evaluation 1.9x faster), else
+    the tensors' own layout. Only float summation order changes, not what is computed."""
+    if info.device.type == "cpu" and not info.distributed:
+        return torch.channels_last
+    return torch.preserve_format
+
+
+def _to_model_input(x: torch.Tensor, info: DistInfo) -> torch.Tensor:
+    """A batch ``(B, 3, S, S)`` on the run's device, in :func:`memory_format`."""
+    x = x.to(info.device, non_blocking=True)
+    fmt = memory_format(info)
+    return x.contiguous(memory_format=fmt) if fmt is not torch.preserve_format else x
+
+
 # ----------------------------------------------------------------------------- evaluation
 @torch.no_grad()
 def predict(model: torch.nn.Module, batches: Batches, cfg: TrainConfig, info: DistInfo,
@@ -133,7 +153,7 @@ def predict(model: torch.nn.Module, batches: Batches, cfg: TrainConfig, info: Di
     for b, (x, y) in enumerate(batches):
         if max_batches and b >= max_batches:
             break
-        x = x.to(info.device, non_blocking=True)
+        x = _to_model_input(x, info)  # (B, 3, S, S)
         with autocast(cfg.amp, info.device):
             logits, _ = model(x)
         outs.append(logits.float())  # (B, C)
@@ -353,6 +373,7 @@ def _setup(cfg: TrainConfig, info: DistInfo, out_dir: Path) -> tuple[_Run, dict 
     path = cfg.path("weights_path")  # None for "" (random init) and "imagenet"
     weights = cfg.weights_path if path is None else str(path)
     model = build_model(cfg.backbone, len(data.classes), weights).to(info.device)
+    model = model.to(memory_format=memory_format(info))  # before the EMA copy and the optimiser
     per_rank_batch = cfg.batch_size // info.world_size
     sampler = EpochShuffleSampler(len(data.train), cfg.seed, info.rank, info.world_size)
     n_steps = -(-len(sampler) // per_rank_batch)
@@ -446,7 +467,7 @@ def _train_epoch(run: _Run, epoch: int) -> dict[str, Any]:
     for step, (x, observed, truth) in enumerate(run.train_batches(epoch)):
         if step >= run.n_steps:
             break
-        x = x.to(dev, non_blocking=True)
+        x = _to_model_input(x, info)  # (n, 3, S, S)
         observed = observed.to(dev, non_blocking=True)  # (n, C)
         truth = truth.to(dev, non_blocking=True)  # (n, C)
         if gathering:  # the loss sees the global batch (N, C)
