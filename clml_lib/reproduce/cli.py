@@ -23,8 +23,6 @@ import sys
 import time
 
 from .collate import (
-    add_bootstrap,
-    build_comparisons,
     collate,
     render_compact_table,
     render_mined,
@@ -110,14 +108,12 @@ def main(argv: list[str] | None = None) -> int:
         return 1 if any(o.status == "failed" for o in outcomes) else 0
     failures = [f"{o.run.cell} seed {o.run.seed}: {o.error} ({_rel(where(o.run))})"
                 for o in outcomes if o.status == "failed"]
-    md, png, text = collate(grid, failures)
+    comparisons: list = []
+    md, png, text = collate(grid, failures, comparisons=comparisons)
     print()
     print(text)
     print(f"results: {_rel(md)}" + (f" and {_rel(png)}" if png else ""))
     if args.summary:
-        comparisons, _ = build_comparisons(grid)
-        for c in comparisons:
-            add_bootstrap(c)
         print(f"\n## Summary of grid {grid.name}: test mAP (%) of the model selected on val\n")
         print(render_compact_table(comparisons))
         print("\n### Labels mined by correction (+CLML arm, pooled over seeds)\n")

@@ -415,16 +415,23 @@ def plot_comparisons(comparisons: list[Comparison], path: Path) -> Path:
     return path
 
 
-def collate(grid: Grid, failures: list[str] | None = None, n_boot: int = N_BOOT
-            ) -> tuple[Path, Path | None, str]:
+def collate(grid: Grid, failures: list[str] | None = None, n_boot: int = N_BOOT,
+            comparisons: list[Comparison] | None = None) -> tuple[Path, Path | None, str]:
     """Write ``<grid out>/results/<grid>.md`` (and ``.png`` when any run finished).
+
+    Args:
+        comparisons: empty list to be filled with the grid's comparisons (bootstrap included),
+            for a caller that prints more of them without computing the bootstrap again.
 
     Returns:
         ``(markdown path, png path or None, markdown text)``.
     """
-    comparisons, notes = build_comparisons(grid)
-    for c in comparisons:
+    built, notes = build_comparisons(grid)
+    for c in built:
         add_bootstrap(c, n_boot=n_boot)
+    if comparisons is not None:
+        comparisons[:] = built
+    comparisons = built
     grid.results_dir.mkdir(parents=True, exist_ok=True)
     png = None
     if comparisons:

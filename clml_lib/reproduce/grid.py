@@ -379,7 +379,8 @@ def load_grid(
     for f in seed_fields:
         if f not in fields:
             raise GridError(f"{where}: seed_fields: unknown field {f!r}{_suggest(f, fields)}")
-    missing = [f for f in fields if f not in notebook_parameters(notebook)]
+    in_notebook = notebook_parameters(notebook)  # papermill reads the notebook: ~0.1 s a call
+    missing = [f for f in fields if f not in in_notebook]
     if missing:
         raise GridError(f"{notebook}: its parameters cell lacks {missing}; regenerate it from the "
                         "schema (notebooks/reproduce.py)")

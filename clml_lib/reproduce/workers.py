@@ -27,6 +27,7 @@ import dataclasses
 import os
 import time
 import traceback
+import warnings
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_context
@@ -52,7 +53,8 @@ def run_in_worker(config: dict, run_dir: str) -> tuple[float, str]:
 
     Args:
         config: the run's :class:`~clml_lib.train.TrainConfig` as a dict (``to_dict()``).
-        run_dir: the run folder (``config["out_dir"]`` resolved); ``run.log`` is written there.
+        run_dir: the run folder (``config["out_dir"]`` resolved); ``run.log`` there gets what
+            ``fit`` prints (appended: a resumed run's log follows the earlier attempt's).
 
     Returns:
         The wall time of :func:`~clml_lib.train.fit` and ``""``, or the error
@@ -65,8 +67,12 @@ def run_in_worker(config: dict, run_dir: str) -> tuple[float, str]:
     folder.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     error = ""
-    with open(folder / RUN_LOG_NAME, "w", encoding="utf-8") as log:
-        with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+    with open(folder / RUN_LOG_NAME, "a", encoding="utf-8") as log:  # a resume appends
+        log.write(f"=== {time.strftime('%Y-%m-%d %H:%M:%S')} fit() in worker pid {os.getpid()}\n")
+        log.flush()
+        # catch_warnings: each run's log shows its own warnings, not only the worker's first run's
+        with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log), \
+                warnings.catch_warnings():
             try:
                 cfg = dataclasses.replace(TrainConfig.from_dict(config), verbose=False,
                                           progress=False)
