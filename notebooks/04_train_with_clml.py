@@ -247,7 +247,9 @@ assert np.isclose(lrs[0], preset.lr / 25) and np.isclose(max(lrs), preset.lr, rt
 # loss, backward, Adam step, schedule step, EMA update. We build the engine's state exactly as
 # `fit` does (seed, data, model with its fresh head, `TrainState`, the epoch-0 reseed, the
 # epoch's shuffled order and the batch flip), take the **first batch**, and run one step two
-# ways: `train_step` (the engine), and from scratch on a copy of the model:
+# ways: `train_step` (the engine), and from scratch on a copy of the model. (The engine keeps the
+# model and its batches in the `channels_last` memory layout on one CPU process, for faster
+# convolutions; only the order of float summations changes, so we do the same.)
 #
 # 1. forward: logits $\mathbf S$ (64 x 12) and features $\mathbf Z$ (64 x 64);
 # 2. label correction $\hat{\mathbf Y}$ = `correct_labels(S, y, tau, epoch, start_epoch)`: at
@@ -269,6 +271,7 @@ cfg = preset.replace(**ARMS["BCE + CLML"], seed=0, split_seed=0)
 seed_everything(cfg.seed, cfg.deterministic)  # what fit does, in its order
 data = build_run_data(cfg)
 net = build_model(cfg.backbone, len(data.classes), str(cfg.path("weights_path")))
+net = net.to(memory_format=torch.channels_last)  # the engine's layout on one CPU process
 sampler = EpochShuffleSampler(len(data.train), cfg.seed)
 state = TrainState.create(net, lr=cfg.lr, weight_decay=cfg.weight_decay, ema_decay=cfg.ema_decay,
                           epochs=cfg.epochs, steps_per_epoch=steps_per_epoch, amp=cfg.amp)
@@ -278,6 +281,7 @@ sampler.set_epoch(0)
 images, observed, truth = data.tensors["train"]
 x, y, _ = next(iter(TensorBatches(images, (observed, truth), sampler, cfg.batch_size,
                                   data.batch_transform)))  # (64, 3, 32, 32), (64, 12)
+x = x.contiguous(memory_format=torch.channels_last)  # as the engine feeds its batches
 mine = copy.deepcopy(state.model)  # our copy, before the step
 ema_before = copy.deepcopy(state.ema.module.state_dict())
 lr0 = state.lr
@@ -315,8 +319,8 @@ print(f"loss parts   engine: base {e_base.item():.4f}  low-rank {e_low.item():.6
 print(f"           ours    : base {base.item():.4f}  low-rank {low_rank.item():.6f}")
 gdiff = max(float((grads[n] - q.grad).abs().max() / q.grad.abs().max().clamp(min=1e-12))
             for n, q in state.model.named_parameters())
-pdiff = max(float((q - dict(state.model.named_parameters())[n]).abs().max())
-            for n, q in mine.named_parameters())
+after = state.model.state_dict()  # the engine's parameters after its step (detached)
+pdiff = max(float((q.detach() - after[n]).abs().max()) for n, q in mine.named_parameters())
 print(f"largest relative gradient difference {gdiff:.1e}; largest parameter difference after "
       f"the step {pdiff:.1e} (the step itself is {lr0:.1e})")
 assert torch.allclose(base, e_base, rtol=1e-6) and torch.allclose(low_rank, e_low, rtol=1e-5)
