@@ -599,9 +599,10 @@ def run_grid(
         finish(i, tag, run, time.perf_counter() - start, error)
 
     if todo and runner == "process":
-        for _, tag, run, status in todo:
-            log(f"{tag}: {'resuming' if status == 'partial' else 'queued'} -> "
-                f"{_rel(run.run_dir)}")
+        resumed = [tag for _, tag, _, status in todo if status == "partial"]
+        log(f"{len(todo)} run(s) to {jobs} worker process(es) with {threads} thread(s) each; "
+            f"output of each in <run folder>/{RUN_LOG_NAME}"
+            + (f"; resuming {', '.join(resumed)}" if resumed else ""))
         by_index = {i: (tag, run) for i, tag, run, _ in todo}
         with WorkerPool(jobs, threads) as pool:
             pool.run_all([(i, run.config.to_dict(), str(run.run_dir)) for i, _, run, _ in todo],
