@@ -133,9 +133,18 @@ def cmd_record(args: argparse.Namespace) -> int:
     if not RUN_RESULTS.is_dir():
         print(f"no {RUN_RESULTS}: run the main job first (bash scripts/main.sh)", file=sys.stderr)
         return 1
+    out = RUN_RESULTS / "provenance.json"
+    if out.is_file():
+        # a rerun that found every run finished trained nothing: keep the wall time of the run
+        # that did the work rather than the seconds of collating it again
+        newest = max((p.stat().st_mtime for p in RUN_RESULTS.parent.glob("*/*/metrics.json")),
+                     default=0.0)
+        if newest <= out.stat().st_mtime:
+            print(f"[publish] no run finished since {out} was written: kept it")
+            return 0
     prov = provenance(args.wall_seconds, args.command)
-    (RUN_RESULTS / "provenance.json").write_text(json.dumps(prov, indent=1) + "\n")
-    print(f"[publish] recorded {RUN_RESULTS / 'provenance.json'}")
+    out.write_text(json.dumps(prov, indent=1) + "\n")
+    print(f"[publish] recorded {out}")
     return 0
 
 
