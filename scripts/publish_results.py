@@ -6,8 +6,9 @@ Two steps, both run by hand or by ``scripts/main.sh``:
   the end of the main job) writes ``runs/grids/teaching/results/provenance.json``: the command, its
   wall time, the date, the torch / torchvision / Python versions, the CPU model and core count.
 * ``python scripts/publish_results.py publish`` copies the grid's collated results
-  (``results/teaching.md`` and ``teaching.png``) and that provenance into ``docs/results/``, then
-  rewrites the block of ``README.md`` between the ``teaching-results`` markers from them.
+  (``results/teaching.md``, ``teaching.png``, ``mining.md``) and that provenance into
+  ``docs/results/``, then rewrites the block of ``README.md`` between the ``teaching-results``
+  markers from them.
 
 ``tests/test_readme_results.py`` checks that the README block is exactly what :func:`readme_block`
 makes of the committed ``docs/results/`` files, so the README cannot drift from the published run.
@@ -91,7 +92,19 @@ def mined_section(results_md: str) -> str:
     return "\n".join(ln for ln in m.group(1).strip().splitlines() if ln.startswith(("*", "  ")))
 
 
-def readme_block(results_md: str, prov: dict) -> str:
+def mining_table(mining_md: str) -> str:
+    """The table of ``results/mining.md`` (written by ``python -m clml_lib.reproduce.mining``).
+
+    Raises:
+        ValueError: no table in the text.
+    """
+    table = [ln for ln in mining_md.splitlines() if ln.startswith("|")]
+    if len(table) < 3:
+        raise ValueError("the mining results hold no table")
+    return "\n".join(table)
+
+
+def readme_block(results_md: str, mining_md: str, prov: dict) -> str:
     """The README block (markers included) made from the published files."""
     minutes = prov["wall_seconds"] / 60
     lines = [
@@ -110,6 +123,11 @@ def readme_block(results_md: str, prov: dict) -> str:
         "hidden truth):",
         "",
         mined_section(results_md),
+        "",
+        "What correction would mine at lower τ, with the final weights of the +CLML runs "
+        "(`python -m clml_lib.reproduce.mining`; ρ is the keep rate):",
+        "",
+        mining_table(mining_md),
         "",
         "![per-seed gains with their intervals](docs/results/teaching.png)",
         END,
@@ -150,7 +168,7 @@ def cmd_record(args: argparse.Namespace) -> int:
 
 def cmd_publish(args: argparse.Namespace) -> int:
     src = Path(args.results)
-    needed = [src / f"{GRID}.md", src / f"{GRID}.png", src / "provenance.json"]
+    needed = [src / f"{GRID}.md", src / f"{GRID}.png", src / "mining.md", src / "provenance.json"]
     missing = [str(p) for p in needed if not p.is_file()]
     if missing:
         print(f"missing {', '.join(missing)}: run bash scripts/main.sh first", file=sys.stderr)
@@ -159,8 +177,9 @@ def cmd_publish(args: argparse.Namespace) -> int:
     for p in needed:
         shutil.copyfile(p, DOCS_RESULTS / p.name)
     results_md = (DOCS_RESULTS / f"{GRID}.md").read_text()
+    mining_md = (DOCS_RESULTS / "mining.md").read_text()
     prov = json.loads((DOCS_RESULTS / "provenance.json").read_text())
-    README.write_text(replace_block(README.read_text(), readme_block(results_md, prov)))
+    README.write_text(replace_block(README.read_text(), readme_block(results_md, mining_md, prov)))
     print(f"[publish] {DOCS_RESULTS} and the README block updated from {src}")
     return 0
 

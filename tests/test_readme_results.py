@@ -24,9 +24,10 @@ def _publisher():
 def test_readme_block_is_generated_from_docs_results():
     pub = _publisher()
     results_md = (ROOT / "docs/results/teaching.md").read_text()
+    mining_md = (ROOT / "docs/results/mining.md").read_text()
     prov = json.loads((ROOT / "docs/results/provenance.json").read_text())
     readme = (ROOT / "README.md").read_text()
-    assert pub.replace_block(readme, pub.readme_block(results_md, prov)) == readme, (
+    assert pub.replace_block(readme, pub.readme_block(results_md, mining_md, prov)) == readme, (
         "README.md's teaching-results block differs from docs/results/: run "
         "`python scripts/publish_results.py publish` after the main job")
     assert (ROOT / "docs/results/teaching.png").stat().st_size > 0
@@ -48,5 +49,7 @@ def test_generator_refuses_what_is_not_a_collated_grid():
         pub.result_table("# something else\n")
     with pytest.raises(ValueError, match="no table"):
         pub.result_table("## Result (val-selected)\n\nno table here\n")
+    with pytest.raises(ValueError, match="no table"):
+        pub.mining_table("# nothing\n")
     with pytest.raises(ValueError, match="markers"):
         pub.replace_block("README without markers", "x")
