@@ -160,9 +160,11 @@ class TrainConfig:
     amp: str = _f("none", "mixed precision (fp16 uses a GradScaler)",
                   choices=AMP_MODES)
     # --- model
-    backbone: str = _f("tiny_cnn", "torchvision classification model name, or tiny_cnn",
+    backbone: str = _f("tiny_cnn",
+                       "torchvision classification model name, small_resnet or tiny_cnn",
                        group=_MODEL)
-    weights_path: str = _f("", "empty for random init, imagenet, or a local .pth path", path=True)
+    weights_path: str = _f("", "empty for random init, imagenet, or a local weights-only file "
+                           "(.pt/.pth, e.g. data/teaching_backbone.pt)", path=True)
     normalize: bool = _f(False, "ImageNet mean and std normalisation (reference: off)")
     augment: bool = _f(True, "training augmentation (teaching: flips; photos: Cutout+RandAugment)")
     # --- selection, size and machine
