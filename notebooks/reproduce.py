@@ -95,10 +95,11 @@ weight_decay: float = 0.0001  # true weight decay (none on biases and norms)
 ema_decay: float = 0.97  # decay of the moving average of the weights (EMA)
 amp: str = "none"  # mixed precision (fp16 uses a GradScaler) (none | bf16 | fp16)
 # Model
-backbone: str = "tiny_cnn"  # torchvision classification model name, or tiny_cnn
-weights_path: str = ""  # empty for random init, imagenet, or a local .pth path
+backbone: str = "tiny_cnn"  # torchvision classification model name, small_resnet or tiny_cnn
+weights_path: str = ""  # empty for random init, imagenet, or a weights-only .pt/.pth file
 normalize: bool = False  # ImageNet mean and std normalisation (reference: off)
 augment: bool = True  # training augmentation (teaching: flips; photos: Cutout+RandAugment)
+input_pipeline: str = "pil"  # photo augmentation: PIL ops or uint8 tensor ops (pil | tensor)
 # Selection, size and machine
 val_fraction: float = 0.1  # validation share carved from the training set
 num_train_images: int = 0  # training images (teaching: generated); 0 uses all

@@ -270,3 +270,30 @@ def test_run_data_coco_label_list_and_voc(tmp_path):
     assert len(data.classes) == 80 and len(voc.classes) == 20
     assert len(voc.train) + len(voc.val) == 8 and len(voc.test) == 4
     assert (voc.observed.sum(1) == 1).all()
+
+
+def test_run_data_tensor_input_pipeline(tmp_path):
+    """input_pipeline='tensor': photo datasets go through clml_lib.data.tensor_pipeline (same
+    sizes and value range as the PIL pipeline, evaluation images within a grey level or two); the
+    teaching set refuses it (it is always in-memory tensors)."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from data_fixtures import make_coco_tree
+
+    from clml_lib.train.datasets import build_run_data
+
+    root = make_coco_tree(tmp_path / "coco", num_train=10, num_val=4)
+    base = dict(dataset="coco", data_root=str(root), image_size=32, val_fraction=0.2,
+                out_dir=str(tmp_path))
+    pil = build_run_data(TrainConfig.from_dict(base))
+    ten = build_run_data(TrainConfig.from_dict({**base, "input_pipeline": "tensor"}))
+    img, obs, tru = ten.train[0]
+    assert img.dtype == torch.float32 and img.shape == (3, 32, 32)
+    assert 0.0 <= float(img.min()) and float(img.max()) <= 1.0
+    assert torch.equal(obs, pil.train[0][1]) and torch.equal(tru, pil.train[0][2])
+    x_pil, _ = pil.test[0]
+    x_ten, _ = ten.test[0]
+    assert x_ten.shape == x_pil.shape
+    close = ((x_ten - x_pil).abs() <= 2.5 / 255).float().mean()
+    assert close > 0.95, f"only {close:.3f} of the pixels agree within 2 grey levels"
+    with pytest.raises(ValueError, match="input_pipeline='tensor' is for photo datasets"):
+        TrainConfig.from_dict({"dataset": "teaching", "input_pipeline": "tensor"})

@@ -377,6 +377,23 @@ class TensorPipeline:
         )
 
 
+class PILToTensorPipeline:
+    """A per-item dataset transform: a PIL image -> uint8 ``(3, H, W)`` -> ``pipeline`` -> float32
+    ``(3, S, S)``; what the training engine uses for photo datasets with
+    ``input_pipeline='tensor'`` (the datasets decode with PIL, the augmentation runs on tensors)."""
+
+    def __init__(self, pipeline: TensorPipeline) -> None:
+        self.pipeline = pipeline
+
+    def __call__(self, image) -> Tensor:
+        from torchvision.transforms.functional import pil_to_tensor
+
+        return self.pipeline(pil_to_tensor(image.convert("RGB")))  # (3, S, S)
+
+    def __repr__(self) -> str:
+        return f"PILToTensorPipeline({self.pipeline!r})"
+
+
 def build_train_pipeline(
     image_size: int = 448,
     cutout: float = 0.5,

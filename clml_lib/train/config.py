@@ -51,6 +51,7 @@ SETTINGS = ("full", "75left", "40left", "single")
 BASE_LOSSES = ("BCE", "Focal", "ASL", "Hill", "SPLC")
 AMP_MODES = ("none", "bf16", "fp16")
 REDUCTIONS = ("sum", "mean")
+INPUT_PIPELINES = ("pil", "tensor")
 ROLES = ("experiment", "clml", "bookkeeping")
 #: Keys of older configs (checkpoints, metrics.json) renamed since: old name -> new name.
 RENAMED = {"correction": "use_correction"}
@@ -163,10 +164,14 @@ class TrainConfig:
     backbone: str = _f("tiny_cnn",
                        "torchvision classification model name, small_resnet or tiny_cnn",
                        group=_MODEL)
-    weights_path: str = _f("", "empty for random init, imagenet, or a local weights-only file "
-                           "(.pt/.pth, e.g. data/teaching_backbone.pt)", path=True)
+    weights_path: str = _f("", "empty for random init, imagenet, or a weights-only .pt/.pth file",
+                           path=True)
     normalize: bool = _f(False, "ImageNet mean and std normalisation (reference: off)")
     augment: bool = _f(True, "training augmentation (teaching: flips; photos: Cutout+RandAugment)")
+    # 'tensor': clml_lib.data.tensor_pipeline, the same augmentation distribution as the PIL ops;
+    # the teaching set is always in-memory tensors and keeps 'pil'
+    input_pipeline: str = _f("pil", "photo augmentation: PIL ops or uint8 tensor ops",
+                             choices=INPUT_PIPELINES)
     # --- selection, size and machine
     val_fraction: float = _f(0.1, "validation share carved from the training set", group=_RUN,
                              range=Range(0.0, 0.5, lo_open=True, hi_open=True))
@@ -265,6 +270,9 @@ class TrainConfig:
             setattr(self, f.name, check_field(f.name, getattr(self, f.name)))
         if self.dataset != "teaching" and not self.data_root:
             raise ValueError(f"dataset={self.dataset!r} needs data_root (the dataset root folder)")
+        if self.dataset == "teaching" and self.input_pipeline != "pil":
+            raise ValueError("input_pipeline='tensor' is for photo datasets (coco, voc, nus): the "
+                             "teaching set is always served as in-memory tensors; leave it 'pil'")
         if not (self.stop_epoch == -1 or self.stop_epoch < self.epochs):
             raise ValueError(
                 f"stop_epoch must be -1 (= epochs - 1) or in [0, epochs - 1] = "

@@ -49,6 +49,11 @@ from ..data import (
     read_label_list,
     simulate_missing,
 )
+from ..data.tensor_pipeline import (
+    PILToTensorPipeline,
+    build_eval_pipeline,
+    build_train_pipeline,
+)
 from ..seed import seed_for
 from .batches import batch_flip
 from .config import TrainConfig
@@ -201,8 +206,13 @@ def build_run_data(cfg: TrainConfig) -> RunData:
                              "the teaching set is used without it")
     else:
         size, norm = cfg.image_size, cfg.normalize
-        train_tf = build_transforms(train=cfg.augment, image_size=size, normalize=norm)
-        eval_tf = build_transforms(train=False, image_size=size, normalize=norm)
+        if cfg.input_pipeline == "tensor":  # same augmentation distribution on uint8 tensors
+            eval_tf = PILToTensorPipeline(build_eval_pipeline(size, normalize=norm))
+            train_tf = (PILToTensorPipeline(build_train_pipeline(size, normalize=norm))
+                        if cfg.augment else eval_tf)
+        else:
+            train_tf = build_transforms(train=cfg.augment, image_size=size, normalize=norm)
+            eval_tf = build_transforms(train=False, image_size=size, normalize=norm)
     built = _BUILDERS[cfg.dataset](cfg, train_tf, eval_tf)
     base_train, base_eval, test, truth_all, observed_all = built
     classes = list(base_train.classes)
