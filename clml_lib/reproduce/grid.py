@@ -105,17 +105,29 @@ def find_layer(name: str | Path, folder: str | Path = PARAMS) -> Path:
     Raises:
         GridError: no such file (lists the available layers).
     """
+    return _find_yaml(name, folder, "parameter file", "parameter file", "available")
+
+
+def _find_yaml(name: str | Path, folder: str | Path, file_what: str, what: str,
+               listing: str) -> Path:
+    """``folder/<name>.yaml``, or ``name`` itself when it is a YAML path (relative: from the
+    project root); the shared lookup of parameter files and grids.
+
+    Raises:
+        GridError: ``"<file_what> not found: path"`` for a path, ``"unknown <what> 'name' ... ;
+            <listing>: names"`` (with a suggestion) for a name.
+    """
     text = str(name)
     if text.endswith((".yaml", ".yml")) or "/" in text:
         path = resolve_path(text)
         if not path.is_file():
-            raise GridError(f"parameter file not found: {path}")
+            raise GridError(f"{file_what} not found: {path}")
         return path
     path = Path(folder) / f"{text}.yaml"
     if not path.is_file():
         names = available_layers(folder)
-        raise GridError(f"unknown parameter file {text!r}: no file {path}{_suggest(text, names)}; "
-                        f"available: {', '.join(names)}")
+        raise GridError(f"unknown {what} {text!r}: no file {path}{_suggest(text, names)}; "
+                        f"{listing}: {', '.join(names)}")
     return path
 
 
@@ -306,18 +318,7 @@ def find_grid_file(name: str | Path, folder: str | Path = GRIDS) -> Path:
     Raises:
         GridError: no such grid (lists the available ones).
     """
-    text = str(name)
-    if text.endswith((".yaml", ".yml")) or "/" in text:
-        path = resolve_path(text)
-        if not path.is_file():
-            raise GridError(f"grid file not found: {path}")
-        return path
-    path = Path(folder) / f"{text}.yaml"
-    if not path.is_file():
-        names = sorted(p.stem for p in Path(folder).glob("*.yaml"))
-        raise GridError(f"unknown grid {text!r}: no file {path}{_suggest(text, names)}; "
-                        f"available grids: {', '.join(names)}")
-    return path
+    return _find_yaml(name, folder, "grid file", "grid", "available grids")
 
 
 def _name_list(value: Any, what: str, where: str) -> list[str]:
