@@ -227,7 +227,7 @@ class SPLCLoss(MultiLabelLoss):
         self.start_epoch = START_EPOCH_RANGE.check("SPLC start_epoch", start_epoch)
 
     def own_corrections(self, logits: Tensor, targets: Tensor, epoch: int) -> Tensor:
-        """Bool ``(N, C)``: observed negatives (``targets != 1``) with $\sigma(s) > \tau_S$, from
+        r"""Bool ``(N, C)``: observed negatives (``targets != 1``) with $\sigma(s) > \tau_S$, from
         ``start_epoch`` on (all False before); detached. Positives keep their label."""
         with torch.no_grad():
             if epoch < self.start_epoch:
