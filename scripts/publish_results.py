@@ -266,12 +266,20 @@ def _provenance_path(job: str, runs: Path) -> Path:
 def cmd_record(args: argparse.Namespace) -> int:
     from clml_lib.atomic import atomic_write_json
 
+    extra = shlex.split(args.args)
     runs = Path(args.runs)
+    for i, a in enumerate(extra):  # the job wrote its grids where the driver's --out said
+        if a == "--out" and i + 1 < len(extra):
+            runs = Path(extra[i + 1])
+        elif a.startswith("--out="):
+            runs = Path(a.split("=", 1)[1])
+    if not runs.is_absolute():
+        runs = ROOT / runs
     out = _provenance_path(args.job, runs)
     if not out.parent.is_dir():
         print(f"no {out.parent}: run the {args.job} job first", file=sys.stderr)
         return 1
-    prov = provenance(args.job, args.wall_seconds, shlex.split(args.args), runs)
+    prov = provenance(args.job, args.wall_seconds, extra, runs)
     if out.is_file():  # a rerun that trained nothing keeps the wall time of the run that did
         old = json.loads(out.read_text())
         same = (old.get("args") == prov["args"] and old.get("grids", {}).keys() == prov["grids"]
