@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 from torch.utils.data import Dataset
@@ -56,7 +56,9 @@ from ..data.tensor_pipeline import (
 )
 from ..seed import seed_for
 from .batches import batch_flip
-from .config import TrainConfig
+
+if TYPE_CHECKING:  # the config reads its dataset choices from DATASET_BUILDERS below
+    from .config import TrainConfig
 
 #: data seed of the teaching set (fixed: every run sees the same images)
 TEACHING_DATA_SEED = 0
@@ -171,7 +173,10 @@ def _nus(cfg: TrainConfig, train_tf, eval_tf):
     return train, train_eval, test, train.labels, _observed_by_name(cfg, train)
 
 
-_BUILDERS = {"teaching": _teaching, "coco": _coco, "voc": _voc, "nus": _nus}
+#: The registry of datasets: name (the ``dataset`` field's choices) -> builder of
+#: ``(train, train_eval, test, truth, observed or None)`` from a config and the two transforms.
+DATASET_BUILDERS: dict[str, Callable[..., tuple]] = {"teaching": _teaching, "coco": _coco,
+                                                     "voc": _voc, "nus": _nus}
 
 
 def _observed_by_name(cfg: TrainConfig, base) -> torch.Tensor | None:
@@ -213,7 +218,7 @@ def build_run_data(cfg: TrainConfig) -> RunData:
         else:
             train_tf = build_transforms(train=cfg.augment, image_size=size, normalize=norm)
             eval_tf = build_transforms(train=False, image_size=size, normalize=norm)
-    built = _BUILDERS[cfg.dataset](cfg, train_tf, eval_tf)
+    built = DATASET_BUILDERS[cfg.dataset](cfg, train_tf, eval_tf)
     base_train, base_eval, test, truth_all, observed_all = built
     classes = list(base_train.classes)
     if list(test.classes) != classes:
