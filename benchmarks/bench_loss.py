@@ -23,7 +23,7 @@ so a smaller batch is timed and scaled linearly to 64 (the output says so).
 
     python benchmarks/bench_loss.py [--device cpu|cuda] [--threads 1] [--repeats 15]
         [--routes batched official reference naive] [--resnet-batch 2] [--no-steps]
-Target (issue 13): batched >= 10x faster than the official route at N=64, C=80, D=2048 on CPU.
+Target: batched >= 10x faster than the official route at N=64, C=80, D=2048 on CPU.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ import torch
 
 from clml_lib.losses import low_rank_loss, low_rank_loss_reference
 from clml_lib.losses.official import official_route_low_rank
+from clml_lib.threads import pin_threads
 
 
 def naive_autograd(
@@ -159,19 +160,6 @@ def loss_ms(N: int, C: int, D: int, device: torch.device, repeats: int) -> float
     return time_route(ROUTES["batched"], Z, Y, repeats, device)
 
 
-def pin_threads(n: int):
-    """Pin torch's intra-op pool and every BLAS/OpenMP pool threadpoolctl finds to ``n`` threads.
-    Returns the threadpoolctl controller (keep it alive) and a one-line description."""
-    from threadpoolctl import threadpool_info, threadpool_limits
-
-    torch.set_num_threads(n)
-    limiter = threadpool_limits(limits=n)
-    pools = ", ".join(
-        sorted({f"{p['internal_api']}={p['num_threads']}" for p in threadpool_info()})
-    )
-    return limiter, f"torch intra-op={torch.get_num_threads()}, {pools or 'no BLAS pools found'}"
-
-
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -195,7 +183,7 @@ def main(argv: list[str] | None = None) -> dict:
     if "batched" not in args.routes:
         ap.error("--routes must include 'batched' (the ratios are relative to it)")
     device = torch.device(args.device)
-    _limiter, pools = pin_threads(args.threads)
+    pools = pin_threads(args.threads, environment=False, blas_pools=True)
     routes = {k: ROUTES[k] for k in args.routes}
     g = torch.Generator().manual_seed(0)
     load0 = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
