@@ -1,6 +1,6 @@
 """Hyper-parameters are validated by the loss objects themselves (not only by the training config).
 
-The class of defect (issue 10, class 5): NaN / inf weights, out-of-range values and the string
+The class of defect: NaN / inf weights, out-of-range values and the string
 "False" for a switch were accepted by the library API. Each test tries every numeric parameter
 of every loss with several bad values, and every switch with several non-bools; the valid
 boundary values must still be accepted. The shared label-code checker is tested at the end.

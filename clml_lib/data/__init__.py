@@ -1,4 +1,4 @@
-"""Datasets and missing-label protocols (issue 3; see data/README.md).
+"""Datasets and missing-label protocols (see data/README.md).
 
 * Label lists of the reference splits: :func:`read_label_list`, :func:`write_label_list`
   (never overwrites without ``overwrite=True``), :func:`check_image_names`.
