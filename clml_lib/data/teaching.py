@@ -23,7 +23,7 @@ Layout. Objects are placed in the cells of a jittered 2 x 2 grid, so they may ov
 but an object is never fully hidden; its label is in the image's label vector if and only if
 the object is drawn. The renderer also has a ``'centre'`` layout (one larger object per image,
 fill texture chosen by the caller), used only by the pretraining source task of
-:mod:`clml_lib.data.pretrain_teaching`; the teaching images never use it.
+:mod:`clml_lib.data.teaching_source`; the teaching images never use it.
 """
 
 from __future__ import annotations
