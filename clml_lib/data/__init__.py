@@ -35,12 +35,11 @@ from .missing import (
 )
 from .nus import NusWideMultiLabel
 from .partial import PartialLabelDataset
-from .teaching import TEACHING_CLASSES, TEACHING_SCENES, TeachingMultiLabel, colabel_groups
+from .teaching import TEACHING_CLASSES, TEACHING_SCENES, TeachingMultiLabel
 from .transforms import IMAGENET_MEAN, IMAGENET_STD, Cutout, EnsurePIL, build_transforms
 from .voc import DIFFICULT_POLICIES, VOCMultiLabel
 
 __all__ = [
-    "colabel_groups",
     "COCO_CATEGORIES",
     "COCO_CATEGORY_IDS",
     "COCO_CLASSES",
