@@ -100,7 +100,7 @@ backbone: str = "tiny_cnn"  # torchvision classification model name, small_resne
 weights_path: str = ""  # empty for random init, imagenet, or a weights-only .pt/.pth file
 normalize: bool = False  # ImageNet mean and std normalisation (reference: off)
 augment: bool = True  # training augmentation (teaching: flips; photos: Cutout+RandAugment)
-input_pipeline: str = "pil"  # photo augmentation: PIL ops or uint8 tensor ops (pil | tensor)
+input_pipeline: str = "pil"  # PIL or tensor augmentation (tensor: experimental) (pil | tensor)
 # Selection, size and machine
 val_fraction: float = 0.1  # validation share carved from the training set
 num_train_images: int = 0  # training images (teaching: generated); 0 uses all

@@ -190,9 +190,9 @@ class TrainConfig:
                            path=True)
     normalize: bool = _f(False, "ImageNet mean and std normalisation (reference: off)")
     augment: bool = _f(True, "training augmentation (teaching: flips; photos: Cutout+RandAugment)")
-    # 'tensor': clml_lib.data.tensor_pipeline, the same augmentation distribution as the PIL ops;
-    # the teaching set is always in-memory tensors and keeps 'pil'
-    input_pipeline: str = _f("pil", "photo augmentation: PIL ops or uint8 tensor ops",
+    # 'tensor': clml_lib.data.tensor_pipeline, the same augmentation distribution as the PIL ops,
+    # experimental until measured on a GPU (docs/performance.md §2); the teaching set keeps 'pil'
+    input_pipeline: str = _f("pil", "PIL or tensor augmentation (tensor: experimental)",
                              choices=INPUT_PIPELINES)
     # --- selection, size and machine
     val_fraction: float = _f(0.1, "validation share carved from the training set", group=_RUN,
