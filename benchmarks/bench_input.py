@@ -29,48 +29,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image, ImageDraw, ImageFilter
+from PIL import Image
 
-
-def coco_like_jpegs(
-    folder: Path, n: int, width: int = 640, height: int = 480, seed: int = 0, quality: int = 90
-) -> list[Path]:
-    """Write ``n`` varied RGB JPEGs (gradient background, 3-12 filled shapes, a textured patch,
-    sensor-like noise, a mild blur) to ``folder``; return their paths."""
-    rng = np.random.default_rng(seed)
-    folder.mkdir(parents=True, exist_ok=True)
-    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
-    paths = []
-    for i in range(n):
-        a, b = rng.uniform(-1, 1, 2)
-        base = rng.uniform(0, 255, 3)
-        slope = rng.uniform(-80, 80, 3)
-        grad = (a * xx / width + b * yy / height)[..., None] * slope + base  # (H, W, 3)
-        img = Image.fromarray(np.clip(grad, 0, 255).astype(np.uint8), "RGB")
-        draw = ImageDraw.Draw(img)
-        for _ in range(int(rng.integers(3, 13))):
-            x0, y0 = rng.uniform(0, width), rng.uniform(0, height)
-            w, h = rng.uniform(20, width / 2), rng.uniform(20, height / 2)
-            colour = tuple(int(c) for c in rng.integers(0, 256, 3))
-            box = [x0, y0, x0 + w, y0 + h]
-            if rng.random() < 0.5:
-                draw.ellipse(box, fill=colour)
-            else:
-                draw.rectangle(box, fill=colour)
-        arr = np.asarray(img).astype(np.int16)
-        th, tw = height // 4, width // 4  # a textured patch
-        ty, tx = int(rng.integers(0, height - th + 1)), int(rng.integers(0, width - tw + 1))
-        arr[ty : ty + th, tx : tx + tw] += rng.integers(-60, 60, (th, tw, 1), dtype=np.int16)
-        arr += rng.normal(0, 6, arr.shape).astype(np.int16)  # sensor noise
-        img = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), "RGB").filter(
-            ImageFilter.GaussianBlur(0.6)
-        )
-        p = folder / f"{i:012d}.jpg"
-        img.save(p, "JPEG", quality=quality)
-        paths.append(p)
-    return paths
+from clml_lib.data.synthetic import coco_like_jpegs
 
 
 def _sync(device: torch.device) -> None:

@@ -1,6 +1,7 @@
 """Forward+backward time of the low-rank CLML term: the batched route against the official route.
 
-Routes (all compute (1/N)(sum_k max(delta, ||Z_k||_*) - ||Z||_*) and its gradient):
+Routes (clml_lib.losses.timing.ROUTES; all compute (1/N)(sum_k max(delta, ||Z_k||_*) - ||Z||_*)
+and its gradient):
   batched    clml_lib.losses.low_rank_loss: one float64 N x N Gram, one batched eigh per size
              group (closed form for single-member labels), one N x N by N x D product
   official   clml_lib.losses.official.official_route_low_rank: the anchor as it runs, features to
@@ -23,7 +24,7 @@ so a smaller batch is timed and scaled linearly to 64 (the output says so).
 
     python benchmarks/bench_loss.py [--device cpu|cuda] [--threads 1] [--repeats 15]
         [--routes batched official reference naive] [--resnet-batch 2] [--no-steps]
-Target (issue 13): batched >= 10x faster than the official route at N=64, C=80, D=2048 on CPU.
+Target: batched >= 10x faster than the official route at N=64, C=80, D=2048 on CPU.
 """
 
 from __future__ import annotations
@@ -35,86 +36,14 @@ import time
 
 import torch
 
-from clml_lib.losses import low_rank_loss, low_rank_loss_reference
-from clml_lib.losses.official import official_route_low_rank
-
-
-def naive_autograd(
-    features: torch.Tensor, labels: torch.Tensor, delta: float = 1.0
-) -> torch.Tensor:
-    """Per-label svdvals with autograd (what a first reimplementation would write)."""
-    N = features.shape[0]
-    total = features.new_zeros(())
-    for k in range(labels.shape[1]):
-        Zk = features[labels[:, k] == 1]  # (n_k, D)
-        if Zk.shape[0] == 0:
-            total = total + delta
-            continue
-        nk = torch.linalg.svdvals(Zk).sum()
-        total = total + torch.clamp(nk, min=delta)
-    return (total - torch.linalg.svdvals(features).sum()) / N
-
-
-#: route -> callable(features (N, D), labels (N, C)) -> 0-dim loss (inputs validated outside)
-ROUTES = {
-    "batched": lambda z, y: low_rank_loss(z, y, check_inputs=False),
-    "official": lambda z, y: official_route_low_rank(z, y, check_inputs=False),
-    "reference": low_rank_loss_reference,
-    "naive": naive_autograd,
-}
-
-
-def coco_like_labels(N: int, C: int, generator: torch.Generator) -> torch.Tensor:
-    """(N, C) float 0/1 labels: label 0 in ~45 % of the rows, the others in 1-8 %, >= 1 per row."""
-    freq = torch.empty(C).uniform_(0.01, 0.08, generator=generator)  # (C,)
-    freq[0] = 0.45
-    Y = (torch.rand(N, C, generator=generator) < freq).float()  # (N, C)
-    empty = Y.sum(1) == 0
-    Y[empty, torch.randint(0, C, (int(empty.sum()),), generator=generator)] = (
-        1.0  # >= 1 label per image
-    )
-    return Y
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def time_once(fn, Z: torch.Tensor, Y: torch.Tensor, device: torch.device) -> tuple[float, float]:
-    """One forward+backward of ``fn``: (wall seconds, CPU seconds of this process)."""
-    Zr = Z.detach().clone().requires_grad_(True)
-    _sync(device)
-    c0, t0 = time.process_time(), time.perf_counter()
-    fn(Zr, Y).backward()
-    _sync(device)
-    return time.perf_counter() - t0, time.process_time() - c0
-
-
-def time_route(fn, Z: torch.Tensor, Y: torch.Tensor, repeats: int, device: torch.device) -> float:
-    """Median wall milliseconds of ``repeats`` forward+backward calls after one warm-up call."""
-    time_once(fn, Z, Y, device)
-    return 1000.0 * statistics.median(time_once(fn, Z, Y, device)[0] for _ in range(repeats))
-
-
-def interleaved(
-    routes: dict,
-    Z: torch.Tensor,
-    Y: torch.Tensor,
-    repeats: int,
-    device: torch.device,
-    warmup: int = 2,
-) -> dict[str, tuple[float, float]]:
-    """Run the routes A B C A B C ... ``warmup + repeats`` times; median (wall ms, CPU ms) each."""
-    wall: dict[str, list[float]] = {k: [] for k in routes}
-    cpu: dict[str, list[float]] = {k: [] for k in routes}
-    for r in range(warmup + repeats):
-        for name, fn in routes.items():
-            w, c = time_once(fn, Z, Y, device)
-            if r >= warmup:
-                wall[name].append(1000.0 * w)
-                cpu[name].append(1000.0 * c)
-    return {k: (statistics.median(wall[k]), statistics.median(cpu[k])) for k in routes}
+from clml_lib.losses.timing import (
+    ROUTES,
+    coco_like_labels,
+    interleaved,
+    synchronize,
+    time_route,
+)
+from clml_lib.threads import pin_threads
 
 
 def step_seconds(
@@ -137,14 +66,14 @@ def step_seconds(
     times = []
     D = 0
     for i in range(steps + 1):
-        _sync(device)
+        synchronize(device)
         t0 = time.perf_counter()
         logits, feats = model(x)  # (B, C), (B, D)
         loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, y, reduction="sum")
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        _sync(device)
+        synchronize(device)
         D = feats.shape[1]
         if i > 0:
             times.append(time.perf_counter() - t0)
@@ -157,19 +86,6 @@ def loss_ms(N: int, C: int, D: int, device: torch.device, repeats: int) -> float
     Y = coco_like_labels(N, C, g).to(device)
     Z = torch.randn(N, D, generator=g).relu().to(device)
     return time_route(ROUTES["batched"], Z, Y, repeats, device)
-
-
-def pin_threads(n: int):
-    """Pin torch's intra-op pool and every BLAS/OpenMP pool threadpoolctl finds to ``n`` threads.
-    Returns the threadpoolctl controller (keep it alive) and a one-line description."""
-    from threadpoolctl import threadpool_info, threadpool_limits
-
-    torch.set_num_threads(n)
-    limiter = threadpool_limits(limits=n)
-    pools = ", ".join(
-        sorted({f"{p['internal_api']}={p['num_threads']}" for p in threadpool_info()})
-    )
-    return limiter, f"torch intra-op={torch.get_num_threads()}, {pools or 'no BLAS pools found'}"
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -195,7 +111,7 @@ def main(argv: list[str] | None = None) -> dict:
     if "batched" not in args.routes:
         ap.error("--routes must include 'batched' (the ratios are relative to it)")
     device = torch.device(args.device)
-    _limiter, pools = pin_threads(args.threads)
+    pools = pin_threads(args.threads, environment=False, blas_pools=True)
     routes = {k: ROUTES[k] for k in args.routes}
     g = torch.Generator().manual_seed(0)
     load0 = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")

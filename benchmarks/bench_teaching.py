@@ -42,12 +42,6 @@ TEACHING = ROOT / "params" / "teaching.yaml"
 BACKBONE_WEIGHTS = ROOT / "data" / "teaching_backbone.pt"
 
 
-def _pin_threads(n: int) -> None:
-    """Pin OpenMP / MKL / OpenBLAS threads (before torch is imported; kernels inherit it)."""
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        os.environ[var] = str(n)
-
-
 def _read_yaml(path: Path) -> dict:
     import yaml
 
@@ -159,12 +153,13 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--process-runs must be >= 0")
     if args.profile and not args.no_papermill:
         ap.error("--profile needs --no-papermill (the work of a papermill run is in its kernel)")
-    _pin_threads(args.threads)
-    import torch  # after pinning
+    from clml_lib.threads import pin_threads
+
+    pin_threads(args.threads)  # the environment too: the notebook kernels inherit it
+    import torch
 
     from clml_lib.reproduce.grid import cpu_count
 
-    torch.set_num_threads(args.threads)
     plan = runs(args.finetune_epochs)
     mode = "in-process fit()" if args.no_papermill else "papermill notebooks/reproduce.ipynb"
     print(f"bench_teaching: {mode}, {args.threads} threads, torch {torch.__version__}, "

@@ -138,13 +138,6 @@ class Range:
             name, value, lo=self.lo, hi=self.hi, lo_open=self.lo_open, hi_open=self.hi_open
         )
 
-    def __contains__(self, value: Any) -> bool:
-        try:
-            self.check("value", value)
-        except ValueError:
-            return False
-        return True
-
     def __str__(self) -> str:
         text = _range_text(self.lo, self.hi, self.lo_open, self.hi_open)
         return f"integers in {text}" if self.integer else text

@@ -16,7 +16,7 @@ Own backbones for the 32 x 32 teaching set (:data:`OWN_BACKBONES`):
 * ``small_resnet``: :class:`SmallResNet`, a ResNet in miniature (basic residual blocks,
   BatchNorm, post-ReLU global-average-pooled features, D = 64, about 0.08 M parameters). The
   repository ships it pretrained on a source task (``data/teaching_backbone.pt``, made by
-  ``python -m clml_lib.data.pretrain_teaching``): the teaching analog of ImageNet weights.
+  ``python -m clml_lib.train.pretrain_teaching``): the teaching analog of ImageNet weights.
 * ``tiny_cnn``: :class:`TinyCNN`, a plain CNN (about 0.125 M parameters, D = 96) trained from
   scratch.
 

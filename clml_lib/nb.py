@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from .seed import seed_everything
+from .threads import pin_threads
 
 
 def setup_notebook(seed: int = 0, threads: int = 2, plots: bool = True) -> None:
@@ -24,7 +25,7 @@ def setup_notebook(seed: int = 0, threads: int = 2, plots: bool = True) -> None:
             1 s) until a later cell calls :func:`setup_plots` before its first figure.
     """
     seed_everything(seed, deterministic=True)
-    torch.set_num_threads(threads)
+    pin_threads(threads, environment=False)
     torch.set_printoptions(precision=4, sci_mode=False, linewidth=100)
     np.set_printoptions(precision=4, suppress=True, linewidth=100)
     if plots:

@@ -35,5 +35,5 @@ def resolve_path(path: str | Path) -> Path:
 
 
 def resolve(path: str | Path) -> Path:
-    """Same as :func:`resolve_path` (former name, kept for existing callers)."""
+    """:func:`resolve_path` under the short name the notebooks import."""
     return resolve_path(path)

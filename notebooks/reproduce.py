@@ -74,7 +74,8 @@ label_list: str = ""  # optional training label list (split file); overrides set
 setting: str = "40left"  # positive labels left in training (full | 75left | 40left | single)
 split_seed: int = 0  # seed of the missing-label draw and of the validation carve-out
 # Loss: base loss plus CLML
-base_loss: str = "BCE"  # base multi-label loss (BCE | Focal | ASL | Hill | SPLC)
+base_loss: str = "BCE"  # base multi-label loss (BCE | ASL | Focal | Hill | SPLC)
+base_loss_args: dict = {}  # own hyper-parameters of the base loss, e.g. {gamma: 3.0}
 use_clml: bool = True  # add lambda_ times the CLML low-rank term
 use_correction: bool = True  # label correction (false-negative mining) for the CLML term
 correct_base_targets: bool = False  # also feed the corrected labels to the base loss
@@ -91,7 +92,7 @@ stop_epoch: int = -1  # last epoch index trained; -1 trains all epochs
 batch_size: int = 64  # images per optimiser step (global under DDP)
 image_size: int = 32  # input side in pixels
 lr: float = 0.003  # peak learning rate of Adam with OneCycle
-weight_decay: float = 0.0001  # true weight decay (none on biases and norms)
+weight_decay: float = 0.0001  # coupled L2 weight decay (none on biases and norms)
 ema_decay: float = 0.97  # decay of the moving average of the weights (EMA)
 amp: str = "none"  # mixed precision (fp16 uses a GradScaler) (none | bf16 | fp16)
 # Model
@@ -99,7 +100,7 @@ backbone: str = "tiny_cnn"  # torchvision classification model name, small_resne
 weights_path: str = ""  # empty for random init, imagenet, or a weights-only .pt/.pth file
 normalize: bool = False  # ImageNet mean and std normalisation (reference: off)
 augment: bool = True  # training augmentation (teaching: flips; photos: Cutout+RandAugment)
-input_pipeline: str = "pil"  # photo augmentation: PIL ops or uint8 tensor ops (pil | tensor)
+input_pipeline: str = "pil"  # PIL or tensor augmentation (tensor: experimental) (pil | tensor)
 # Selection, size and machine
 val_fraction: float = 0.1  # validation share carved from the training set
 num_train_images: int = 0  # training images (teaching: generated); 0 uses all

@@ -3,6 +3,9 @@
     python scripts/gpu_check.py --device cuda   # on a CUDA machine (scripts/gpu_check.sh does this)
     python scripts/gpu_check.py --device cpu    # dry run of the same checks, tiny sizes (< 2 min)
 
+``clml_lib`` is imported like any package: installed, or from the working tree through PYTHONPATH
+(``scripts/gpu_check.sh`` sets it); the script imports nothing from ``tests/`` or ``benchmarks/``.
+
 Checks (each prints PASS/FAIL; the exit code is non-zero if any check fails):
   agree      loss agreement: low_rank_loss, the official route, label_contrastive_loss and CLMLLoss
              on the device (float32, and bf16 autocast) against the CPU float64 reference: value
@@ -32,19 +35,16 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
-from bench_loss import ROUTES, coco_like_labels, interleaved  # noqa: E402
-
-from clml_lib.losses import (  # noqa: E402
+from clml_lib.losses import (
     CLMLLoss,
     label_contrastive_loss,
     low_rank_loss,
     low_rank_loss_reference,
 )
-from clml_lib.losses.official import official_route_low_rank  # noqa: E402
+from clml_lib.losses.official import official_route_low_rank
+from clml_lib.losses.timing import ROUTES, coco_like_labels, interleaved
+
+ROOT = Path(__file__).resolve().parents[1]
 
 RESULTS: list[tuple[str, str, str]] = []
 FACTS: dict[str, float] = {}  # numbers one check hands to another (training images/s)
@@ -201,7 +201,7 @@ def _tensor_rate(paths: list[Path], size: int, device: torch.device, batch: int)
 def check_input(
     device: torch.device, n_images: int, width: int, height: int, size: int, batch: int
 ) -> None:
-    from bench_input import coco_like_jpegs
+    from clml_lib.data.synthetic import coco_like_jpegs
 
     workers = os.cpu_count() or 1
     with tempfile.TemporaryDirectory(prefix="gpu_check_jpegs_") as tmp:
@@ -235,8 +235,7 @@ def check_input(
 
 def check_papermill(device: torch.device, timeout_s: int) -> None:
     out = Path(tempfile.mkdtemp(prefix="gpu_smoke_"))
-    sys.path.insert(0, str(ROOT / "tests"))
-    from data_fixtures import make_coco_tree
+    from clml_lib.data.synthetic import make_coco_tree
 
     root = make_coco_tree(out / "coco")
     cmd = [

@@ -5,8 +5,8 @@
 #   bash scripts/gpu_check.sh --device cpu    # dry run here: tiny sizes, < 2 min on 2 cores
 #
 # The device machine starts bare and offline: python3 there holds torch and torchvision (and
-# numpy, pandas, matplotlib, seaborn, scikit-learn, pyyaml, pillow, threadpoolctl), not papermill,
-# ipykernel, nbformat or pycocotools. Those come as wheels in .whl/ (gitignored), filled here
+# numpy, pandas, matplotlib, scikit-learn, pyyaml, pillow, threadpoolctl), not papermill,
+# ipykernel or nbformat. Those come as wheels in .whl/ (gitignored), filled here
 # beforehand by `bash scripts/fetch_gpu_wheels.sh` and sent with the device tool's carry:
 #   run(command="bash scripts/gpu_check.sh", carry=[".whl"], timeout_s=540)
 # This script installs the missing ones with `pip install --no-index --find-links .whl` (no
@@ -18,7 +18,7 @@ PY="${PYTHON:-python3}"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONUNBUFFERED=1
 missing=()
-for mod in papermill ipykernel nbformat pycocotools; do
+for mod in papermill ipykernel nbformat; do
     "$PY" -c "import $mod" 2>/dev/null || missing+=("$mod")
 done
 if ((${#missing[@]})); then

@@ -38,6 +38,8 @@ _keys = st.one_of(st.sampled_from(FIELDS), st.sampled_from(["lamda_", "correctio
 def _expected(name: str, value):
     """What a field must hold after reading ``value``: the value itself, or its text parsed."""
     typ = TYPES[name]
+    if typ == "dict" and isinstance(value, str):  # text of a mapping: YAML, empty is {}
+        return yaml.safe_load(value) if value.strip() else {}
     if typ == "str" or not isinstance(value, str):
         return float(value) if typ == "float" else value
     text = value.strip()

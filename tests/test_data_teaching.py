@@ -130,32 +130,6 @@ def test_tiny_model_trains_a_few_steps():
     assert sum(losses[-3:]) / 3 < 0.8 * sum(losses[:3]) / 3
 
 
-def test_colabel_groups_by_hand():
-    import numpy as np
-
-    from clml_lib.data import colabel_groups
-
-    classes = ["ring", "crescent", "star", "bar", "disc"]
-    Y = torch.tensor(
-        [
-            [1, 1, 0, 0, 0],  # ring + crescent/star
-            [1, 0, 0, 1, 0],  # ring + semicircle/plus/bar context (bar)
-            [1, 1, 0, 1, 0],  # both contexts -> other
-            [1, 0, 0, 0, 1],  # neither -> other
-            [0, 1, 1, 0, 0],  # no ring
-        ]
-    )
-    ctx = {"crescent/star": ("crescent", "star"), "bar": ("bar",)}
-    got = colabel_groups(Y, classes, "ring", ctx)
-    assert list(got) == ["ring + crescent/star", "ring + bar", "ring, other", "ring, other",
-                         "no ring"]
-    with pytest.raises(ValueError, match="unknown class names"):
-        colabel_groups(Y, classes, "ring", {"x": ("zebra",)})
-    with pytest.raises(ValueError, match=r"labels must be \(N, 5\)"):
-        colabel_groups(Y[:, :3], classes)
-    assert isinstance(got, np.ndarray)
-
-
 def test_centred_layout_and_fixed_textures():
     """The source-task layout: one object per image near the centre, with the texture asked for."""
     import numpy as np

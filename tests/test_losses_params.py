@@ -1,6 +1,6 @@
 """Hyper-parameters are validated by the loss objects themselves (not only by the training config).
 
-The class of defect (issue 10, class 5): NaN / inf weights, out-of-range values and the string
+The class of defect: NaN / inf weights, out-of-range values and the string
 "False" for a switch were accepted by the library API. Each test tries every numeric parameter
 of every loss with several bad values, and every switch with several non-bools; the valid
 boundary values must still be accepted. The shared label-code checker is tested at the end.
@@ -163,8 +163,11 @@ def test_functions_validate_their_parameters():
 def test_ranges_are_the_values_the_objects_use():
     # one fact each: the constants are what the constructors check (not a copy)
     assert TAU_RANGE == Range(0.0, 1.0) and SPLC_TAU_RANGE is TAU_RANGE
-    assert 0.0 in LAMBDA_RANGE and -0.1 not in LAMBDA_RANGE and math.nan not in LAMBDA_RANGE
-    assert 0.0 not in TEMPERATURE_RANGE and 1e-6 in TEMPERATURE_RANGE
+    assert LAMBDA_RANGE.check("lambda_", 0.0) == 0.0 and TEMPERATURE_RANGE.check("t", 1e-6) == 1e-6
+    for bad_range, value in ((LAMBDA_RANGE, -0.1), (LAMBDA_RANGE, math.nan),
+                             (TEMPERATURE_RANGE, 0.0)):
+        with pytest.raises(ValueError, match="must be"):
+            bad_range.check("x", value)
     assert str(CLIP_RANGE) == "[0, 1)" and str(START_EPOCH_RANGE) == "integers in [0, inf)"
     loss = CLMLLoss("Hill", lambda_=0.0, tau=1.0, start_epoch=0, delta=0.0)
     assert (loss.lambda_, loss.tau, loss.start_epoch, loss.delta) == (0.0, 1.0, 0, 0.0)

@@ -119,7 +119,7 @@ def test_reproduce_has_one_literal_parameters_cell_equal_to_trainconfig():
     for line in cells[0].source.splitlines():
         if not line.strip() or line.lstrip().startswith("#"):
             continue
-        m = re.fullmatch(r"(\w+): (str|int|float|bool) = (.+?)  # (\S.*)", line)
+        m = re.fullmatch(r"(\w+): (str|int|float|bool|dict) = (.+?)  # (\S.*)", line)
         assert m, f"parameters line not `name: type = literal  # help`: {line!r}"
         name, typ, literal, help_text = m.groups()
         assert "=" not in help_text, f"{name}: '=' in the help comment breaks papermill's parser"

@@ -9,13 +9,8 @@ import pytest
 import torch
 
 from clml_lib.data import TeachingMultiLabel
-from clml_lib.data.pretrain_teaching import (
-    DEFAULT_OUT,
-    SOURCE_CLASSES,
-    load_sidecar,
-    main,
-    source_split,
-)
+from clml_lib.data.teaching_source import SOURCE_CLASSES, source_split
+from clml_lib.train.pretrain_teaching import DEFAULT_OUT, main
 from clml_lib.models import build_model
 from clml_lib.paths import resolve
 
@@ -53,9 +48,9 @@ def test_quick_command_end_to_end(tmp_path, capsys):
     assert out.is_file() and out.with_suffix(".json").is_file()
     data = out.read_bytes()
     on_disk = json.loads(out.with_suffix(".json").read_text())
-    assert on_disk == sidecar == load_sidecar(out)
+    assert on_disk == sidecar
     assert sidecar["sha256"] == hashlib.sha256(data).hexdigest() and sidecar["bytes"] == len(data)
-    assert sidecar["command"] == f"python -m clml_lib.data.pretrain_teaching --quick --out {out}"
+    assert sidecar["command"] == f"python -m clml_lib.train.pretrain_teaching --quick --out {out}"
     assert sidecar["recipe"]["seed"] == 1 and sidecar["recipe"]["epochs"] == 1
     assert sidecar["torch"] == torch.__version__
     assert 0.0 <= sidecar["source_test"]["map"] <= 100.0
@@ -78,12 +73,12 @@ def test_quick_command_end_to_end(tmp_path, capsys):
 
 
 def test_shipped_weights_match_sidecar_and_load():
-    assert SHIPPED.is_file(), f"{SHIPPED} missing: run python -m clml_lib.data.pretrain_teaching"
-    sidecar = load_sidecar(SHIPPED)
+    assert SHIPPED.is_file(), f"{SHIPPED} missing: run python -m clml_lib.train.pretrain_teaching"
+    sidecar = json.loads(SHIPPED.with_suffix(".json").read_text(encoding="utf-8"))
     data = SHIPPED.read_bytes()
     assert len(data) < 4_000_000  # a few MB at most
     assert sidecar["sha256"] == hashlib.sha256(data).hexdigest() and sidecar["bytes"] == len(data)
-    assert sidecar["command"].startswith("python -m clml_lib.data.pretrain_teaching")
+    assert sidecar["command"].startswith("python -m clml_lib.train.pretrain_teaching")
     assert sidecar["backbone"] == "small_resnet" and sidecar["head_classes"] == len(SOURCE_CLASSES)
     for key in ("recipe", "source_task", "source_test", "torch"):
         assert key in sidecar, key

@@ -37,7 +37,13 @@ from clml_lib.reproduce.cli import main
 from clml_lib.reproduce.collate import add_bootstrap
 from clml_lib.reproduce.grid import execute_run
 from clml_lib.stats import paired_t_interval
-from clml_lib.train.config import TrainConfig, parameters_cell_source, parse_value, read_layer
+from clml_lib.train.config import (
+    TrainConfig,
+    parameters_cell_source,
+    parse_value,
+    read_layer,
+    render_parameters_cell,
+)
 
 FIELDS = TrainConfig.field_names()
 GRID_FILES = sorted((PARAMS / "grids").glob("*.yaml"))
@@ -61,8 +67,9 @@ def _cell_source(text: str) -> str:
 def test_parameters_cell_is_the_schema_defaults_included():
     py = (NOTEBOOKS / "reproduce.py").read_text(encoding="utf-8")
     assert _cell_source(py) == parameters_cell_source(), (
-        "notebooks/reproduce.py parameters cell differs from the schema: paste "
-        "clml_lib.train.config.parameters_cell_source() and regenerate the .ipynb")
+        "notebooks/reproduce.py parameters cell differs from the schema: run "
+        "python -m clml_lib.train --write-notebook, then execute the notebook again")
+    assert render_parameters_cell(py) == py
     nb = nbformat.read(NOTEBOOK, as_version=4)
     cells = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     assert len(cells) == 1 and cells[0].source == parameters_cell_source()
@@ -218,7 +225,7 @@ def test_an_old_schema_folder_is_named(tmp_path):
     del old["use_correction"]
     (run.run_dir / "config.json").write_text(json.dumps(old))
     (msg,) = run.config_mismatch()
-    assert "'correction' (renamed to 'use_correction')" in msg and "config.json" in msg
+    assert "'correction' (did you mean 'use_correction'" in msg and "config.json" in msg
 
 
 def test_a_truncated_metrics_json_is_named_and_rerun_not_a_crash(tmp_path):

@@ -21,7 +21,13 @@ from clml_lib.losses import (
     CLMLLoss,
 )
 from clml_lib.paths import PARAMS, PROJECT_ROOT, resolve, resolve_path
-from clml_lib.train.__main__ import CONFIGURATION_MD, main
+from clml_lib.train.__main__ import (
+    CONFIGURATION_MD,
+    REPRODUCE_IPYNB,
+    REPRODUCE_PY,
+    main,
+    write_notebook_parameters,
+)
 from clml_lib.train.config import (
     BOOKKEEPING_FIELDS,
     CLML_FIELDS,
@@ -34,6 +40,7 @@ from clml_lib.train.config import (
     parse_value,
     read_layer,
     render_configuration_md,
+    render_parameters_cell,
 )
 
 FIELDS = TrainConfig.field_names()
@@ -82,13 +89,13 @@ def test_config_and_loss_refuse_the_same_values(name, value):
         CLMLLoss("BCE", **{name: value})
 
 
-def test_unknown_and_renamed_keys():
+def test_unknown_keys_name_the_closest_field():
     with pytest.raises(ValueError, match=r"'lamda_' \(did you mean 'lambda_'\?\)"):
         TrainConfig.from_dict({"lamda_": 1.0})
     with pytest.raises(ValueError, match=r"unknown TrainConfig key\(s\): 'zzz'$"):
         TrainConfig.from_dict({"zzz": 1})
-    with pytest.raises(ValueError, match=r"'correction' \(renamed to 'use_correction'\) "
-                                         r"\(in checkpoint runs/x/checkpoint.pt\)"):
+    with pytest.raises(ValueError, match=r"'correction' \(did you mean 'use_correction' or "
+                                         r"'reduction'\?\) \(in checkpoint runs/x/checkpoint.pt\)"):
         TrainConfig.from_dict({"correction": True}, source="checkpoint runs/x/checkpoint.pt")
     with pytest.raises(ValueError, match=r"lr must be in \(0, inf\), got -1.0 \(in metrics.json\)"):
         TrainConfig.from_dict({"lr": -1.0}, source="metrics.json")
@@ -171,7 +178,7 @@ def test_layers_compose_in_order(tmp_path):
     with pytest.raises(ValueError, match=f"config file {a}: not readable"):
         read_layer(a)
     a.write_text("correction: true\n")
-    with pytest.raises(ValueError, match=f"renamed to 'use_correction'.*in {a}"):
+    with pytest.raises(ValueError, match=f"did you mean 'use_correction'.*in {a}"):
         read_layer(a)
 
 
@@ -253,3 +260,44 @@ def test_configuration_md_table_is_generated_from_the_schema():
         assert f"| `{name}` |" in text
     with pytest.raises(ValueError, match="markers"):
         render_configuration_md("no markers here")
+
+
+def test_write_notebook_regenerates_only_the_parameters_cell(tmp_path):
+    import nbformat
+
+    py, ipynb = tmp_path / "reproduce.py", tmp_path / "reproduce.ipynb"
+    text = REPRODUCE_PY.read_text(encoding="utf-8")
+    py.write_text(text.replace('dataset: str = "teaching"', 'dataset: str = "stale"'),
+                  encoding="utf-8")
+    nb = nbformat.read(str(REPRODUCE_IPYNB), as_version=4)
+    (cell,) = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    cell.source = "lr: float = 9.0"
+    nbformat.write(nb, str(ipynb))
+    write_notebook_parameters(py, ipynb)
+    assert py.read_text(encoding="utf-8") == text  # the shipped notebook is in sync
+    assert ipynb.read_text(encoding="utf-8") == REPRODUCE_IPYNB.read_text(encoding="utf-8")
+    with pytest.raises(ValueError, match="parameters"):
+        render_parameters_cell("# %%\nx = 1\n")
+
+
+# ----------------------------------------------------------------------------- base_loss_args
+def test_base_loss_args_are_checked_against_the_registry_entry():
+    cfg = load_config(overrides=["base_loss=Focal", "base_loss_args={gamma: 3, eps: 1e-6}"])
+    assert cfg.base_loss_args == {"gamma": 3, "eps": 1e-6}  # '1e-6' read as a number
+    assert TrainConfig().base_loss_args == {} and TrainConfig().base_loss_args is not \
+        TrainConfig().base_loss_args
+    with pytest.raises(ValueError, match=r"base_loss_args must name hyper-parameters of base "
+                                         r"loss 'BCE' \(with their defaults: eps=1e-08\), got "
+                                         r"'gamma'"):
+        TrainConfig(base_loss_args={"gamma": 3.0})
+    with pytest.raises(ValueError, match=r"base_loss_args of base loss 'Focal': gamma must be "
+                                         r"finite, got nan"):
+        TrainConfig(base_loss="Focal", base_loss_args={"gamma": float("nan")})
+    with pytest.raises(ValueError, match="base_loss_args must be a mapping"):
+        parse_override("base_loss_args=[3]")
+    with pytest.raises(ValueError, match="bad entries: 'gamma': \\[3\\]"):
+        TrainConfig(base_loss="Focal", base_loss_args={"gamma": [3]})
+    assert parse_override("base_loss_args=") == ("base_loss_args", {})
+    focal = TrainConfig(base_loss="Focal", base_loss_args={"gamma": 1.0})
+    assert focal.trajectory_diff(focal.replace(base_loss_args={})) == [
+        "base_loss_args: {'gamma': 1.0} != {}"]

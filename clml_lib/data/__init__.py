@@ -1,4 +1,4 @@
-"""Datasets and missing-label protocols (issue 3; see data/README.md).
+"""Datasets and missing-label protocols (see data/README.md).
 
 * Label lists of the reference splits: :func:`read_label_list`, :func:`write_label_list`
   (never overwrites without ``overwrite=True``), :func:`check_image_names`.
@@ -40,12 +40,11 @@ from .missing import (
 )
 from .nus import NusWideMultiLabel
 from .partial import PartialLabelDataset
-from .teaching import TEACHING_CLASSES, TEACHING_SCENES, TeachingMultiLabel, colabel_groups
+from .teaching import TEACHING_CLASSES, TEACHING_SCENES, TeachingMultiLabel
 from .transforms import IMAGENET_MEAN, IMAGENET_STD, Cutout, EnsurePIL, build_transforms
 from .voc import DIFFICULT_POLICIES, VOCMultiLabel
 
 __all__ = [
-    "colabel_groups",
     "COCO_CATEGORIES",
     "COCO_CATEGORY_IDS",
     "COCO_CLASSES",

@@ -31,10 +31,9 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..checks import check_label_codes
 from .classes import COCO_CATEGORY_IDS
 from .images import ImageFileDataset, check_files_exist
-from .labels import check_image_names, read_label_list
+from .labels import label_list_items
 
 COCO_LAYOUT = (
     "root/annotations/instances_{split}{year}.json and root/{split}{year}/*.jpg "
@@ -172,6 +171,61 @@ def _list_problem(what: str, items: list[str], limit: int = 20) -> str:
     return f"{len(items)} {what}: {shown}{more}"
 
 
+def _coco_locations(root: Path, split: str, year: str, layout: str) -> tuple[Path, Path]:
+    """The annotation file and the image folder of one split; FileNotFoundError (with the
+    expected ``layout``) when the root, the file or the folder is missing."""
+    if not root.is_dir():
+        raise FileNotFoundError(f"COCO root not found: {root}; expected layout: {layout}")
+    ann_file = root / "annotations" / f"instances_{split}{year}.json"
+    if not ann_file.is_file():
+        raise FileNotFoundError(
+            f"COCO annotation file not found: {ann_file}; expected layout: {layout}"
+        )
+    image_dir = root / f"{split}{year}"
+    if not image_dir.is_dir():
+        raise FileNotFoundError(
+            f"COCO image folder not found: {image_dir}; expected layout: {layout}"
+        )
+    return ann_file, image_dir
+
+
+def _annotation_labels(inst: CocoInstances, category_ids: list[int]) -> dict[int, set[int]]:
+    """image id -> the class indices (positions in ``category_ids``) of its annotations."""
+    cat_index = {cid: k for k, cid in enumerate(category_ids)}
+    labels: dict[int, set[int]] = {}
+    for _, img_id, cid in inst.annotations:
+        labels.setdefault(img_id, set()).add(cat_index[cid])
+    return labels
+
+
+def _label_matrix(ann_labels: dict[int, set[int]], img_ids: list[int],
+                  num_classes: int) -> torch.Tensor:
+    """Float 0/1 labels (N, C) of ``img_ids`` from their annotations (none: all zeros)."""
+    y = np.zeros((len(img_ids), num_classes), dtype=np.float32)  # (N, C)
+    for i, img_id in enumerate(img_ids):
+        y[i, sorted(ann_labels.get(img_id, ()))] = 1.0
+    return torch.from_numpy(y)
+
+
+def _label_list_images(label_list, inst: CocoInstances, ann_file: Path,
+                       category_ids: list[int]) -> tuple[list[str], torch.Tensor, list[int]]:
+    """``(names, labels (N, C), image ids)`` of a reference label list, matched to the
+    annotation file's images by file name; ValueError for other categories than the 80 COCO
+    ones or names the file does not list (all of them named)."""
+    if category_ids != COCO_CATEGORY_IDS:
+        raise ValueError(
+            f"{ann_file}: a label list needs the 80 COCO categories (ids "
+            f"{COCO_CATEGORY_IDS[0]}..{COCO_CATEGORY_IDS[-1]}), the file has "
+            f"{len(category_ids)} categories"
+        )
+    names, labels, source = label_list_items(label_list, len(category_ids))
+    id_of = {name: img_id for img_id, name in inst.file_of.items()}
+    unknown = [n for n in names if n not in id_of]
+    if unknown:
+        raise ValueError(f"{source}: " + _list_problem(f"images not in {ann_file.name}", unknown))
+    return names, labels, [id_of[n] for n in names]
+
+
 class CocoMultiLabel(ImageFileDataset):
     """MS-COCO (2014 layout) multi-label classification dataset.
 
@@ -219,79 +273,26 @@ class CocoMultiLabel(ImageFileDataset):
         verify_files: bool = True,
     ) -> None:
         year = str(year)
-        if split.endswith(year):
-            split = split[: -len(year)]
+        split = split[: -len(year)] if split.endswith(year) else split
         if split not in ("train", "val"):
             raise ValueError(f"split must be 'train' or 'val', got {split!r}")
         root = Path(root)
         layout = COCO_LAYOUT.format(split=split, year=year)
-        if not root.is_dir():
-            raise FileNotFoundError(f"COCO root not found: {root}; expected layout: {layout}")
-        ann_file = root / "annotations" / f"instances_{split}{year}.json"
-        if not ann_file.is_file():
-            raise FileNotFoundError(
-                f"COCO annotation file not found: {ann_file}; expected layout: {layout}"
-            )
-        image_dir = root / f"{split}{year}"
-        if not image_dir.is_dir():
-            raise FileNotFoundError(
-                f"COCO image folder not found: {image_dir}; expected layout: {layout}"
-            )
+        ann_file, image_dir = _coco_locations(root, split, year, layout)
 
         inst = read_coco_instances(ann_file)
         self.category_ids: list[int] = [cid for cid, _ in inst.categories]
         self.classes: list[str] = [name for _, name in inst.categories]
-        cat_index = {cid: k for k, cid in enumerate(self.category_ids)}
-        num_classes = len(self.classes)
-
-        # annotation labels of every image listed in the file
-        file_of = inst.file_of
-        ann_labels: dict[int, set[int]] = {}
-        for _, img_id, cid in inst.annotations:
-            ann_labels.setdefault(img_id, set()).add(cat_index[cid])
-
-        def label_matrix(img_ids: list[int]) -> torch.Tensor:
-            y = np.zeros((len(img_ids), num_classes), dtype=np.float32)  # (N, C)
-            for i, img_id in enumerate(img_ids):
-                y[i, sorted(ann_labels.get(img_id, ()))] = 1.0
-            return torch.from_numpy(y)
-
+        ann_labels = _annotation_labels(inst, self.category_ids)
         if label_list is None:
             img_ids = sorted(ann_labels)  # images with at least one annotation, by id
-            self.names = [file_of[i] for i in img_ids]
-            self.labels = label_matrix(img_ids)
+            self.names = [inst.file_of[i] for i in img_ids]
+            self.labels = _label_matrix(ann_labels, img_ids, len(self.classes))
             self.true_labels = self.labels
         else:
-            if self.category_ids != COCO_CATEGORY_IDS:
-                raise ValueError(
-                    f"{ann_file}: a label list needs the 80 COCO categories (ids "
-                    f"{COCO_CATEGORY_IDS[0]}..{COCO_CATEGORY_IDS[-1]}), the file has "
-                    f"{num_classes} categories"
-                )
-            if isinstance(label_list, (str, os.PathLike)):
-                names, labels = read_label_list(label_list, num_classes)
-                source = str(label_list)
-            else:
-                names, labels = label_list
-                names, labels = list(names), torch.as_tensor(labels, dtype=torch.float32)
-                source = "label_list"
-                if labels.shape != (len(names), num_classes):
-                    raise ValueError(
-                        f"label_list labels must be ({len(names)}, {num_classes}), "
-                        f"got {tuple(labels.shape)}"
-                    )
-                check_label_codes(labels, "label_list labels", row_names=names)
-                check_image_names(names, "label_list names")
-            id_of = {name: img_id for img_id, name in file_of.items()}
-            unknown = [n for n in names if n not in id_of]
-            if unknown:
-                raise ValueError(
-                    f"{source}: " + _list_problem(f"images not in {ann_file.name}", unknown)
-                )
-            img_ids = [id_of[n] for n in names]
-            self.names = list(names)
-            self.labels = labels
-            self.true_labels = label_matrix(img_ids)
+            self.names, self.labels, img_ids = _label_list_images(label_list, inst, ann_file,
+                                                                  self.category_ids)
+            self.true_labels = _label_matrix(ann_labels, img_ids, len(self.classes))
 
         self.root, self.split, self.year = root, split, year
         self.image_dir = image_dir

@@ -162,6 +162,38 @@ def check_image_names(names: Sequence[str], what: str = "names") -> None:
         first[name] = i
 
 
+def label_list_items(
+    label_list: str | os.PathLike | tuple[Sequence[str], torch.Tensor], num_classes: int
+) -> tuple[list[str], torch.Tensor, str]:
+    """A label list given either as a file (:func:`read_label_list`) or as a ``(names, labels)``
+    pair, checked the same way.
+
+    Args:
+        label_list: a path, or image names (N,) with their labels (N, C) in 1/0/-1.
+        num_classes: C.
+
+    Returns:
+        ``(names, labels float32 (N, C), source)``; ``source`` names where the list came from
+        (the path, or ``'label_list'``) for the caller's messages.
+
+    Raises:
+        FileNotFoundError / ValueError: from :func:`read_label_list` (file:line). ValueError:
+            a pair whose labels are not (N, C), hold codes other than 1/0/-1, or whose names are
+            duplicated or not image names.
+    """
+    if isinstance(label_list, (str, os.PathLike)):
+        names, labels = read_label_list(label_list, num_classes)
+        return names, labels, str(label_list)
+    names, labels = label_list
+    names, labels = list(names), torch.as_tensor(labels, dtype=torch.float32)
+    if labels.shape != (len(names), num_classes):
+        raise ValueError(f"label_list labels must be ({len(names)}, {num_classes}), "
+                         f"got {tuple(labels.shape)}")
+    check_label_codes(labels, "label_list labels", row_names=names)
+    check_image_names(names, "label_list names")
+    return names, labels, "label_list"
+
+
 def _text_lines(path: Path):
     """Yield ``(line number, stripped text)`` of a UTF-8 file; a leading BOM is dropped.
 

@@ -22,10 +22,9 @@ from typing import Callable, Sequence
 
 import torch
 
-from ..checks import check_label_codes
 from .classes import NUS_WIDE_CLASSES
 from .images import ImageFileDataset, check_files_exist
-from .labels import check_image_names, read_label_list
+from .labels import label_list_items
 
 NUS_LAYOUT = "root/images/<name>.jpg (or root/<name>.jpg), names and labels from the label list"
 
@@ -80,18 +79,7 @@ class NusWideMultiLabel(ImageFileDataset):
             raise FileNotFoundError(
                 f"NUS-WIDE image folder not found: {image_dir}; expected layout: {NUS_LAYOUT}"
             )
-        if isinstance(label_list, (str, os.PathLike)):
-            names, labels = read_label_list(label_list, len(self.classes))
-        else:
-            names, labels = label_list
-            names, labels = list(names), torch.as_tensor(labels, dtype=torch.float32)
-            if labels.shape != (len(names), len(self.classes)):
-                raise ValueError(
-                    f"label_list labels must be ({len(names)}, {len(self.classes)}), "
-                    f"got {tuple(labels.shape)}"
-                )
-            check_label_codes(labels, "label_list labels", row_names=names)
-            check_image_names(names, "label_list names")
+        names, labels, _ = label_list_items(label_list, len(self.classes))
         self.root, self.image_dir = root, image_dir
         self.names = names
         self.paths = [image_dir / n for n in names]

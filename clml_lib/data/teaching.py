@@ -23,7 +23,7 @@ Layout. Objects are placed in the cells of a jittered 2 x 2 grid, so they may ov
 but an object is never fully hidden; its label is in the image's label vector if and only if
 the object is drawn. The renderer also has a ``'centre'`` layout (one larger object per image,
 fill texture chosen by the caller), used only by the pretraining source task of
-:mod:`clml_lib.data.pretrain_teaching`; the teaching images never use it.
+:mod:`clml_lib.data.teaching_source`; the teaching images never use it.
 """
 
 from __future__ import annotations
@@ -423,47 +423,3 @@ class TeachingMultiLabel(Dataset):
             f"image_size={self.image_size}, seed={self.seed}, classes={len(self.classes)})"
         )
 
-
-def colabel_groups(
-    labels: torch.Tensor,
-    classes: list[str],
-    anchor: str = "ring",
-    contexts: dict[str, tuple[str, ...]] | None = None,
-) -> np.ndarray:
-    """Group images that share ``anchor`` by which *other* labels they carry (the paper's t-SNE
-    figure, top row: images all labelled "2" but with different co-labels).
-
-    Args:
-        labels: ``(N, C)`` 0/1 label matrix.
-        classes: the C class names.
-        anchor: the shared label.
-        contexts: group name -> co-labels that define it; default: the teaching set's two scenes
-            that contain a ring, ``night`` (crescent, star) and ``harbour`` (semicircle, plus, bar).
-
-    Returns:
-        ``(N,)`` array of strings: ``"no <anchor>"``, ``"<anchor> + <co-labels>"`` for an image
-        that carries the anchor and the co-labels of exactly one context, else
-        ``"<anchor>, other"``.
-
-    Raises:
-        ValueError: a class name that is not in ``classes``, or a label matrix of the wrong width.
-    """
-    if contexts is None:
-        contexts = {"crescent/star": ("crescent", "star"),
-                    "semicircle/plus/bar": ("semicircle", "plus", "bar")}
-    if labels.dim() != 2 or labels.shape[1] != len(classes):
-        raise ValueError(f"labels must be (N, {len(classes)}), got {tuple(labels.shape)}")
-    named = (anchor, *[k for ks in contexts.values() for k in ks])
-    unknown = [c for c in named if c not in classes]
-    if unknown:
-        raise ValueError(f"unknown class names {unknown}; classes are {classes}")
-    Y = labels.bool()
-    has_anchor = Y[:, classes.index(anchor)].numpy()  # (N,)
-    hits = np.stack([Y[:, [classes.index(k) for k in ks]].any(1).numpy()
-                     for ks in contexts.values()])  # (G, N)
-    group = np.full(Y.shape[0], f"no {anchor}", dtype=object)
-    group[has_anchor] = f"{anchor}, other"
-    for g, name in enumerate(contexts):
-        only = hits[g] & (hits.sum(0) == 1)  # this context and no other
-        group[has_anchor & only] = f"{anchor} + {name}"
-    return group

@@ -20,9 +20,19 @@ $\lambda_{\text{mean}}=\lambda_{\text{sum}}/(NC)$ (see :func:`equivalent_lambda`
 Unknown labels. Targets may be 1/0 (assume-negative, the reference) or 1/0/-1. A -1 is handled
 by the ``unknown`` policy: ``'negative'`` (default: counted as a negative, the assume-negative
 baseline) or ``'ignore'`` (left out of the sum and of the mean's count).
+
+Registry. :data:`BASE_LOSSES` maps each name to its class; a class joins it with the
+:func:`register_base_loss` decorator on its own definition, and everything else (the training
+config's ``base_loss`` choices, the hyper-parameters a run may set in ``base_loss_args``,
+:func:`make_base_loss`) is read from the registry. A base loss's own hyper-parameters are the
+keyword arguments of its constructor besides ``reduction`` and ``unknown``, with their defaults;
+the constructor validates their values.
 """  # noqa: E501 (formulas and a table, kept on one line each)
 
 from __future__ import annotations
+
+import inspect
+from typing import Any, Callable, Mapping
 
 import torch
 import torch.nn.functional as F
@@ -32,6 +42,7 @@ from ..checks import Range, check_choice
 from .checks import check_pair
 from .correction import START_EPOCH_RANGE, TAU_RANGE
 
+#: Reductions of a base loss over the batch and the classes.
 REDUCTIONS = ("sum", "mean")
 UNKNOWN_POLICIES = ("negative", "ignore")
 
@@ -50,6 +61,105 @@ HILL_LAMBDA_RANGE = Range(1.0, None)
 #: SPLC's threshold $\tau_S$ and first epoch $e_0$ share the ranges of label correction's
 #: $\tau$ and $e_0$ (``TAU_RANGE``, ``START_EPOCH_RANGE`` of :mod:`.correction`).
 SPLC_TAU_RANGE = TAU_RANGE
+
+
+#: The registry of base losses: name -> class, filled by :func:`register_base_loss`.
+BASE_LOSSES: dict[str, type["MultiLabelLoss"]] = {}
+_COMMON_ARGS = ("reduction", "unknown")
+
+
+def register_base_loss(name: str) -> Callable[[type], type]:
+    """Class decorator: add a :class:`MultiLabelLoss` subclass to :data:`BASE_LOSSES` as ``name``.
+
+    The class's constructor must take ``reduction`` and ``unknown`` by keyword, and give every
+    other argument (its own hyper-parameters, :func:`base_loss_defaults`) a default.
+
+    Raises:
+        ValueError: ``name`` is empty or already registered (any case), the class is not a
+            :class:`MultiLabelLoss`, or its constructor does not have that form.
+    """
+    if not isinstance(name, str) or not name.strip() or "=" in name:
+        raise ValueError(f"a base loss name must be a non-empty string without '=', got {name!r}")
+    taken = {k.lower(): k for k in BASE_LOSSES}
+    if name.lower() in taken:
+        raise ValueError(f"base loss {name!r} is already registered (as {taken[name.lower()]!r})")
+
+    def register(cls: type) -> type:
+        if not (isinstance(cls, type) and issubclass(cls, MultiLabelLoss)):
+            raise ValueError(f"base loss {name!r}: {cls!r} is not a MultiLabelLoss subclass")
+        params = inspect.signature(cls.__init__).parameters
+        missing = [a for a in _COMMON_ARGS if a not in params]
+        no_default = [p for p in _hyper_parameters(cls) if p.default is inspect.Parameter.empty]
+        if missing or no_default:
+            raise ValueError(f"base loss {name!r}: {cls.__name__}.__init__ must take "
+                             f"{' and '.join(_COMMON_ARGS)} by keyword (missing: {missing}) and "
+                             f"give every hyper-parameter a default (none for: "
+                             f"{[p.name for p in no_default]})")
+        BASE_LOSSES[name] = cls
+        return cls
+
+    return register
+
+
+def _hyper_parameters(cls: type) -> list[inspect.Parameter]:
+    """The constructor's own hyper-parameters (every keyword argument but reduction, unknown)."""
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return [p for p in list(inspect.signature(cls.__init__).parameters.values())[1:]
+            if p.kind in kinds and p.name not in _COMMON_ARGS]
+
+
+def base_loss_class(name: str) -> type["MultiLabelLoss"]:
+    """The registered class of base loss ``name`` (case-insensitive).
+
+    Raises:
+        ValueError: unknown name (the message lists the registered ones).
+    """
+    lookup = {k.lower(): v for k, v in BASE_LOSSES.items()}
+    cls = lookup.get(str(name).lower())
+    if cls is None:
+        raise ValueError(f"unknown base loss {name!r}; choose one of {sorted(BASE_LOSSES)}")
+    return cls
+
+
+def base_loss_defaults(name: str) -> dict[str, Any]:
+    """The own hyper-parameters of base loss ``name`` with their defaults, in constructor order
+    (e.g. ``{'gamma': 2.0, 'eps': 1e-08}`` for Focal).
+
+    Raises:
+        ValueError: unknown name.
+    """
+    return {p.name: p.default for p in _hyper_parameters(base_loss_class(name))}
+
+
+def check_base_loss_args(name: str, args: Mapping[str, Any],
+                         what: str = "base_loss_args") -> dict[str, Any]:
+    """Check ``args`` against the registry entry of base loss ``name``: every key one of its own
+    hyper-parameters (:func:`base_loss_defaults`), every value accepted by its constructor.
+
+    Returns:
+        ``args`` as a plain dict.
+
+    Raises:
+        ValueError: unknown name, a key that is not a hyper-parameter of that loss (the message
+            lists them), or a value the constructor refuses (its message, prefixed by ``what``).
+    """
+    _check_arg_names(name, args, what)
+    try:
+        base_loss_class(name)(**args)
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"{what} of base loss {name!r}: {err}") from None
+    return dict(args)
+
+
+def _check_arg_names(name: str, args: Mapping[str, Any], what: str) -> None:
+    if not isinstance(args, Mapping):
+        raise ValueError(f"{what} must be a mapping of hyper-parameter -> value, got {args!r}")
+    own = base_loss_defaults(name)
+    unknown = [k for k in args if k not in own]
+    if unknown:
+        raise ValueError(f"{what} must name hyper-parameters of base loss {name!r} (with their "
+                         "defaults: " + (", ".join(f"{k}={v!r}" for k, v in own.items()) or "none")
+                         + f"), got {', '.join(map(repr, unknown))}")
 
 
 class MultiLabelLoss(nn.Module):
@@ -108,6 +218,7 @@ def _log_clamped(p: Tensor, eps: float) -> Tensor:
     return torch.log(p.clamp(min=eps))
 
 
+@register_base_loss("BCE")
 class BCELoss(MultiLabelLoss):
     r"""Binary cross-entropy $-\sum[y\log p+(1-y)\log(1-p)]$, probabilities clamped at ``eps``."""
 
@@ -122,6 +233,7 @@ class BCELoss(MultiLabelLoss):
         return -(y * _log_clamped(p, self.eps) + (1 - y) * _log_clamped(1 - p, self.eps))
 
 
+@register_base_loss("ASL")
 class AsymmetricLoss(MultiLabelLoss):
     r"""ASL (Ridnik et al. 2021): focusing $\gamma_\pm$ and probability margin ``clip`` on
     negatives.
@@ -158,6 +270,7 @@ class AsymmetricLoss(MultiLabelLoss):
         return -loss
 
 
+@register_base_loss("Focal")
 class FocalLoss(AsymmetricLoss):
     r"""Focal loss, $\gamma_+=\gamma_-=\gamma=2$, weight without gradient (ASL implementation)."""
 
@@ -173,6 +286,7 @@ class FocalLoss(AsymmetricLoss):
         self.gamma = gamma
 
 
+@register_base_loss("Hill")
 class HillLoss(MultiLabelLoss):
     r"""Hill loss (Zhang et al. 2021): margin-focal positives, hill-shaped negatives.
 
@@ -203,6 +317,7 @@ class HillLoss(MultiLabelLoss):
         return y * pos + (1 - y) * neg
 
 
+@register_base_loss("SPLC")
 class SPLCLoss(MultiLabelLoss):
     r"""Self-paced loss correction (Zhang et al. 2021).
 
@@ -244,27 +359,18 @@ class SPLCLoss(MultiLabelLoss):
         return torch.pow(pt, self.gamma) * ce
 
 
-BASE_LOSSES = {
-    "BCE": BCELoss,
-    "Focal": FocalLoss,
-    "ASL": AsymmetricLoss,
-    "Hill": HillLoss,
-    "SPLC": SPLCLoss,
-}
-
-
 def make_base_loss(
-    name: str, reduction: str = "sum", unknown: str = "negative", **kwargs
+    name: str, reduction: str = "sum", unknown: str = "negative", **kwargs: Any
 ) -> MultiLabelLoss:
-    """Build a base loss by name: ``'BCE' | 'Focal' | 'ASL' | 'Hill' | 'SPLC'`` (case-insensitive).
+    """Build a registered base loss by name (case-insensitive; :data:`BASE_LOSSES`), with its own
+    hyper-parameters in ``kwargs`` (checked by :func:`check_base_loss_args`).
 
     Raises:
-        ValueError: unknown name (the message lists the choices).
+        ValueError: unknown name (the message lists the choices), a keyword that is not a
+            hyper-parameter of that loss, or a value out of its range.
     """
-    lookup = {k.lower(): v for k, v in BASE_LOSSES.items()}
-    cls = lookup.get(str(name).lower())
-    if cls is None:
-        raise ValueError(f"unknown base loss {name!r}; choose one of {sorted(BASE_LOSSES)}")
+    cls = base_loss_class(name)
+    _check_arg_names(name, kwargs, "hyper-parameters")
     return cls(reduction=reduction, unknown=unknown, **kwargs)
 
 

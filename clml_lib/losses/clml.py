@@ -30,6 +30,7 @@ those are corrected; our reading of that column, docs/method.md §6, Q1) and ``'
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Mapping
 
 import torch
 from torch import Tensor, nn
@@ -79,22 +80,37 @@ class LossParts:
     base_mined: Tensor | None = None
 
 
+def check_correction_switches(use_correction: bool, correct_base_targets: bool) -> None:
+    r"""The rule between the correction switches: the base loss can only be given the corrected
+    labels $\hat{\mathbf Y}$ when label correction runs.
+
+    Raises:
+        ValueError: ``correct_base_targets`` without ``use_correction``.
+    """
+    if correct_base_targets and not use_correction:
+        raise ValueError("correct_base_targets=True needs use_correction=True "
+                         "(it feeds the corrected labels to the base loss)")
+
+
 class CLMLLoss(nn.Module):
     r"""Base loss + $\lambda\,\mathcal L_{\text{low-rank}}$ on corrected labels (+ optional
     pairwise term).
 
     Args:
-        base_loss: a base-loss module or its name (``'BCE' | 'Focal' | 'ASL' | 'Hill' | 'SPLC'``).
+        base_loss: a base-loss module or its registered name (:data:`~.base.BASE_LOSSES`:
+            ``'BCE' | 'Focal' | 'ASL' | 'Hill' | 'SPLC'`` and any loss registered since).
         lambda_: $\lambda \ge 0$, weight of the low-rank term.
         tau: label-correction threshold $\tau$ (strict ``>`` on $\sigma(s)$).
         start_epoch: $e_0$, first 0-based epoch with correction.
         delta: floor $\Delta$.
-        use_clml: add the low-rank CLML term (was ``use_low_rank``).
+        use_clml: add the low-rank CLML term.
         use_correction: mine false negatives; otherwise $\hat{\mathbf Y}$ = observed positives.
         correct_base_targets: give $\hat{\mathbf Y}$ to the base loss too.
         pairwise_weight: weight of :func:`label_contrastive_loss` (0 = off, the reference).
         temperature: temperature of the pairwise term.
         reduction: base-loss reduction when ``base_loss`` is a name (``'sum'`` = reference).
+        base_loss_args: the base loss's own hyper-parameters when ``base_loss`` is a name
+            (:func:`~.base.base_loss_defaults` lists them); None or empty keeps its defaults.
         lambda_placement: ``'2023'`` or ``'2022'`` (see module docstring).
 
     Shapes: ``logits`` $\mathbf S$ ``(N, C)``, ``features`` $\mathbf Z$ ``(N, D)``, ``labels``
@@ -126,10 +142,14 @@ class CLMLLoss(nn.Module):
         temperature: float = 0.1,
         reduction: str = "sum",
         lambda_placement: str = "2023",
+        base_loss_args: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         if isinstance(base_loss, str):
-            base_loss = make_base_loss(base_loss, reduction=reduction)
+            base_loss = make_base_loss(base_loss, reduction=reduction, **(base_loss_args or {}))
+        elif base_loss_args:
+            raise ValueError("base_loss_args are for a base loss given by name; a module given as "
+                             "base_loss carries its own hyper-parameters")
         if not isinstance(base_loss, nn.Module):
             raise ValueError(
                 f"base_loss must be an nn.Module or a name, got {type(base_loss).__name__}"
@@ -147,8 +167,7 @@ class CLMLLoss(nn.Module):
         self.lambda_placement = check_choice(
             "lambda_placement", lambda_placement, LAMBDA_PLACEMENTS
         )
-        if correct_base_targets and not use_correction:
-            raise ValueError("correct_base_targets=True needs use_correction=True")
+        check_correction_switches(self.use_correction, self.correct_base_targets)
 
     @classmethod
     def ablation(

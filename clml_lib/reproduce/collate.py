@@ -28,6 +28,7 @@ over which base loss or setting they hold (docs/method.md §3.1).
 
 from __future__ import annotations
 
+import json
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -144,6 +145,13 @@ def _differing(dicts: list[dict[str, Any]]) -> list[str]:
     return [n for n in names if len({repr(d.get(n)) for d in dicts}) > 1]
 
 
+def _values_key(cfg: dict[str, Any], names: list[str]) -> tuple:
+    """The values of ``names`` in ``cfg`` as a hashable key (a mapping value such as
+    ``base_loss_args`` as its sorted JSON text)."""
+    return tuple(json.dumps(cfg[n], sort_keys=True) if isinstance(cfg[n], dict) else cfg[n]
+                 for n in names)
+
+
 def _result(run: Run) -> tuple[RunResult | None, str]:
     metrics, problem = run.metrics_or_problem()
     if problem:
@@ -173,10 +181,10 @@ def build_comparisons(grid: Grid) -> tuple[list[Comparison], list[str]]:
             notes.append(note)
             continue
         cfg = run.config.to_dict()
-        group = groups.setdefault(tuple(cfg[f] for f in key_fields),
+        group = groups.setdefault(_values_key(cfg, key_fields),
                                   {"baseline": {}, "clml": {}, "cfg": cfg})
         if cfg["use_clml"]:
-            side = group["clml"].setdefault(tuple(cfg[f] for f in variant_fields), {})
+            side = group["clml"].setdefault(_values_key(cfg, variant_fields), {})
         else:
             side = group["baseline"]
         if run.seed in side:

@@ -39,12 +39,10 @@ RUN_LOG_NAME = "run.log"
 
 
 def _init_worker(threads: int) -> None:
-    """Worker start: pin the intra-op threads and import the engine once (torch included)."""
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        os.environ[var] = str(threads)
-    import torch
+    """Worker start: pin the threads and import the engine once (torch included)."""
+    from clml_lib.threads import pin_threads
 
-    torch.set_num_threads(threads)
+    pin_threads(threads)
     import clml_lib.train.engine  # noqa: F401  (torch, torchvision, the losses: imported once)
 
 

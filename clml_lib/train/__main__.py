@@ -8,11 +8,44 @@ import json
 import sys
 from pathlib import Path
 
-from ..paths import PROJECT_ROOT
-from .config import help_text, load_config, render_configuration_md
+from ..atomic import atomic_write_text
+from ..paths import NOTEBOOKS, PROJECT_ROOT
+from .config import (
+    PARAMETERS_CELL_MARKER,
+    help_text,
+    load_config,
+    parameters_cell_source,
+    render_configuration_md,
+    render_parameters_cell,
+)
 
 #: The configuration guide whose field table is generated from the schema.
 CONFIGURATION_MD = PROJECT_ROOT / "docs" / "configuration.md"
+#: The notebook whose parameters cell is generated from the schema (jupytext twin, then .ipynb).
+REPRODUCE_PY = NOTEBOOKS / "reproduce.py"
+REPRODUCE_IPYNB = NOTEBOOKS / "reproduce.ipynb"
+
+
+def write_notebook_parameters(py: Path = REPRODUCE_PY, ipynb: Path = REPRODUCE_IPYNB) -> None:
+    """Write :func:`~.config.parameters_cell_source` into the parameters cell of ``py`` (its
+    jupytext source) and of ``ipynb`` (the cell tagged ``parameters``; the other cells and every
+    output are left as they are, so the notebook needs executing again afterwards).
+
+    Raises:
+        ValueError: either file lacks its parameters cell, or ``ipynb`` has more than one.
+    """
+    import nbformat
+
+    text = render_parameters_cell(py.read_text(encoding="utf-8"))
+    nb = nbformat.read(str(ipynb), as_version=4)
+    cells = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    if len(cells) != 1:
+        raise ValueError(f"{ipynb} must hold one cell tagged 'parameters' (the twin of "
+                         f"{PARAMETERS_CELL_MARKER!r}), found {len(cells)}")
+    cells[0].source = parameters_cell_source()
+    atomic_write_text(py, text)
+    body = nbformat.writes(nb)
+    atomic_write_text(ipynb, body if body.endswith("\n") else body + "\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="print the resolved config as JSON and exit")
     parser.add_argument("--write-docs", action="store_true",
                         help="regenerate the field table of docs/configuration.md and exit")
+    parser.add_argument("--write-notebook", action="store_true",
+                        help="regenerate the parameters cell of notebooks/reproduce.py and .ipynb "
+                        "and exit (execute the notebook again afterwards)")
     return parser
 
 
@@ -41,6 +77,11 @@ def main(argv: list[str] | None = None) -> int:
         path = Path(CONFIGURATION_MD)
         path.write_text(render_configuration_md(path.read_text(encoding="utf-8")), encoding="utf-8")
         print(f"wrote the field table of {path}")
+    if args.write_notebook:
+        write_notebook_parameters()
+        print(f"wrote the parameters cell of {REPRODUCE_PY} and {REPRODUCE_IPYNB} "
+              "(execute the notebook again)")
+    if args.write_docs or args.write_notebook:
         return 0
     try:
         cfg = load_config(args.config, args.set)

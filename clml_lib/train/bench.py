@@ -9,10 +9,11 @@ import time
 
 import torch
 
+from ..checks import check_choice
 from ..losses import CLMLLoss
 from ..models import build_model
 from .state import TrainState
-from .step import train_step
+from .step import AMP_DTYPES, train_step
 
 
 def training_throughput(
@@ -42,8 +43,7 @@ def training_throughput(
     Raises:
         ValueError: bad amp / steps / batch size, or CUDA requested but missing.
     """
-    if amp not in ("none", "bf16", "fp16"):
-        raise ValueError(f"amp must be 'none', 'bf16' or 'fp16', got {amp!r}")
+    check_choice("amp", amp, AMP_DTYPES)
     if steps < 1 or warmup < 0 or batch_size < 1:
         raise ValueError(f"need steps >= 1, warmup >= 0, batch_size >= 1; got {steps}, {warmup}, "
                          f"{batch_size}")

@@ -12,8 +12,9 @@ everything else is derived from these declarations:
   :data:`CLML_FIELDS`);
 * ``python -m clml_lib.train --help`` and the field table of ``docs/configuration.md``
   (:func:`help_text`, :func:`schema_table_md`);
-* the parameters cell of ``notebooks/reproduce.py`` (:func:`parameters_cell_source`; a test keeps
-  the notebook's cell equal to it, defaults included).
+* the parameters cell of ``notebooks/reproduce.py`` and ``.ipynb`` (:func:`parameters_cell_source`,
+  written by ``python -m clml_lib.train --write-notebook``; a test keeps the notebook's cell equal
+  to it, defaults included).
 
 Roles: ``experiment`` (changes what a run computes), ``clml`` (used only by the CLML arm: the switch
 ``use_clml`` and the hyper-parameters of the CLML term and of label correction) and ``bookkeeping``
@@ -33,28 +34,31 @@ import re
 import textwrap
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Collection, Iterable, Mapping
 
 from ..checks import Range, check_bool, check_choice, check_int
+from ..data.missing import SETTINGS
 from ..losses import (
+    BASE_LOSSES,
     DELTA_RANGE,
     LAMBDA_RANGE,
     PAIRWISE_WEIGHT_RANGE,
+    REDUCTIONS,
     START_EPOCH_RANGE,
     TAU_RANGE,
     TEMPERATURE_RANGE,
+    base_loss_defaults,
+    check_base_loss_args,
+    check_correction_switches,
 )
 from ..paths import resolve_path
+from .datasets import DATASET_BUILDERS as DATASETS
+from .step import AMP_DTYPES as AMP_MODES
 
-DATASETS = ("teaching", "coco", "voc", "nus")
-SETTINGS = ("full", "75left", "40left", "single")
-BASE_LOSSES = ("BCE", "Focal", "ASL", "Hill", "SPLC")
-AMP_MODES = ("none", "bf16", "fp16")
-REDUCTIONS = ("sum", "mean")
+# The choices of ``dataset``, ``setting``, ``base_loss``, ``reduction`` and ``amp`` are the
+# registries of their owners (imported above, read live: a base loss registered later is a choice).
 INPUT_PIPELINES = ("pil", "tensor")
 ROLES = ("experiment", "clml", "bookkeeping")
-#: Keys of older configs (checkpoints, metrics.json) renamed since: old name -> new name.
-RENAMED = {"correction": "use_correction"}
 _DEVICE_RE = r"cpu|cuda(:\d+)?"
 _NAT = Range(0, None, integer=True)  # 0, 1, 2, ...
 _ANY = Range()  # any finite number
@@ -68,23 +72,29 @@ class FieldSpec:
         help: one line for ``--help``, the docs and the notebook's parameters cell (no ``=``).
         role: ``experiment`` | ``clml`` | ``bookkeeping`` (see the module docstring).
         group: heading under which the field is listed.
-        choices: allowed strings (str fields).
+        choices: allowed strings (str fields): a tuple, or the registry mapping whose names are
+            the choices (read when checking, so later registrations count).
         range: allowed interval of a number (:class:`clml_lib.checks.Range`); the loss
             hyper-parameters use the constants that the losses validate with.
         pattern: a regular expression a str value must match in full.
         path: a path field, resolved from the project root when relative.
+        describe: the allowed values in words, when they are none of the above (a function, so
+            that it reads a registry when called).
     """
 
     help: str
     role: str = "experiment"
     group: str = ""
-    choices: tuple[str, ...] | None = None
+    choices: Collection[str] | None = None
     range: Range | None = None
     pattern: str | None = None
     path: bool = False
+    describe: Callable[[], str] | None = None
 
     def allowed_text(self) -> str:
         """The allowed values in words (for ``--help`` and the docs)."""
+        if self.describe is not None:
+            return self.describe()
         if self.choices:
             return " | ".join(self.choices)
         if self.pattern:
@@ -95,8 +105,18 @@ class FieldSpec:
 
 
 def _f(default: Any, help: str, role: str = "experiment", group: str = "", **spec: Any) -> Any:
-    """A dataclass field carrying its :class:`FieldSpec` in ``metadata['spec']``."""
-    return field(default=default, metadata={"spec": FieldSpec(help, role, group, **spec)})
+    """A dataclass field carrying its :class:`FieldSpec` in ``metadata['spec']`` (a mapping
+    default is copied for every instance)."""
+    metadata = {"spec": FieldSpec(help, role, group, **spec)}
+    if isinstance(default, dict):
+        return field(default_factory=lambda: dict(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+def _base_loss_args_text() -> str:
+    """The own hyper-parameters of every registered base loss, in words (for the docs)."""
+    return "; ".join(f"{name}: {', '.join(base_loss_defaults(name)) or 'none'}"
+                     for name in BASE_LOSSES)
 
 
 _DATA, _LOSS, _SCHED, _MODEL, _RUN = ("Data and missing labels", "Loss: base loss plus CLML",
@@ -127,6 +147,8 @@ class TrainConfig:
     # --- loss
     base_loss: str = _f("BCE", "base multi-label loss",
                         group=_LOSS, choices=BASE_LOSSES)
+    base_loss_args: dict = _f({}, "own hyper-parameters of the base loss, e.g. {gamma: 3.0}",
+                              describe=_base_loss_args_text)
     use_clml: bool = _f(True, "add lambda_ times the CLML low-rank term", role="clml")
     use_correction: bool = _f(True, "label correction (false-negative mining) for the CLML term",
                               role="clml")
@@ -154,7 +176,7 @@ class TrainConfig:
     image_size: int = _f(32, "input side in pixels", range=Range(8, None, integer=True))
     lr: float = _f(3e-3, "peak learning rate of Adam with OneCycle",
                    range=Range(0.0, None, lo_open=True))
-    weight_decay: float = _f(1e-4, "true weight decay (none on biases and norms)",
+    weight_decay: float = _f(1e-4, "coupled L2 weight decay (none on biases and norms)",
                              range=Range(0.0, None))
     ema_decay: float = _f(0.97, "decay of the moving average of the weights (EMA)",
                           range=Range(0.0, 1.0, hi_open=True))
@@ -168,9 +190,9 @@ class TrainConfig:
                            path=True)
     normalize: bool = _f(False, "ImageNet mean and std normalisation (reference: off)")
     augment: bool = _f(True, "training augmentation (teaching: flips; photos: Cutout+RandAugment)")
-    # 'tensor': clml_lib.data.tensor_pipeline, the same augmentation distribution as the PIL ops;
-    # the teaching set is always in-memory tensors and keeps 'pil'
-    input_pipeline: str = _f("pil", "photo augmentation: PIL ops or uint8 tensor ops",
+    # 'tensor': clml_lib.data.tensor_pipeline, the same augmentation distribution as the PIL ops,
+    # experimental until measured on a GPU (docs/performance.md §2); the teaching set keeps 'pil'
+    input_pipeline: str = _f("pil", "PIL or tensor augmentation (tensor: experimental)",
                              choices=INPUT_PIPELINES)
     # --- selection, size and machine
     val_fraction: float = _f(0.1, "validation share carved from the training set", group=_RUN,
@@ -216,8 +238,8 @@ class TrainConfig:
                 every error message.
 
         Raises:
-            ValueError: a key that is not a field (closest names, or the new name of a renamed
-                field, suggested), a value of the wrong type or out of range.
+            ValueError: a key that is not a field (closest names suggested), a value of the wrong
+                type or out of range.
         """
         where = f" (in {source})" if source else ""
         merged = dict(d or {})
@@ -278,9 +300,8 @@ class TrainConfig:
                 f"stop_epoch must be -1 (= epochs - 1) or in [0, epochs - 1] = "
                 f"[0, {self.epochs - 1}], got {self.stop_epoch}"
             )
-        if self.correct_base_targets and not self.use_correction:
-            raise ValueError("correct_base_targets=True needs use_correction=True "
-                             "(it feeds the corrected labels to the base loss)")
+        check_correction_switches(self.use_correction, self.correct_base_targets)
+        self.base_loss_args = check_base_loss_args(self.base_loss, self.base_loss_args)
         if not self.out_dir:
             raise ValueError("out_dir must not be empty")
 
@@ -298,8 +319,9 @@ class TrainConfig:
 # ---------------------------------------------------------------------- derived from the schema
 _FIELDS = {f.name: f for f in fields(TrainConfig)}
 _SPECS: dict[str, FieldSpec] = {n: f.metadata["spec"] for n, f in _FIELDS.items()}
-_TYPES: dict[str, type] = {n: {"str": str, "int": int, "float": float, "bool": bool}[str(f.type)]
-                           for n, f in _FIELDS.items()}
+_TYPES: dict[str, type] = {
+    n: {"str": str, "int": int, "float": float, "bool": bool, "dict": dict}[str(f.type)]
+    for n, f in _FIELDS.items()}
 #: fields that may change between a run and its resume (they do not change the trajectory)
 BOOKKEEPING_FIELDS = tuple(n for n, s in _SPECS.items() if s.role == "bookkeeping")
 #: fields used only by the CLML arm (``use_clml`` first): left out when pairing with a baseline
@@ -315,8 +337,6 @@ for _name, _spec in _SPECS.items():  # the declarations themselves must be consi
 
 
 def _unknown_hint(key: Any) -> str:
-    if key in RENAMED:
-        return f"{key!r} (renamed to {RENAMED[key]!r})"
     close = difflib.get_close_matches(str(key), list(_SPECS), n=2, cutoff=0.6)
     return f"{key!r}" + (f" (did you mean {' or '.join(map(repr, close))}?)" if close else "")
 
@@ -331,9 +351,10 @@ def parse_value(name: str, value: Any) -> Any:
 
     A ``str`` given for a ``bool``/``int``/``float`` field is read as text: ``true``/``false``
     (any case), a decimal integer, a decimal or exponent number (``1e-4``, ``.5``); anything else
-    is refused. A ``str`` field keeps its text as is. Non-string values are only checked (an int
-    is accepted for a float field). Used by :meth:`TrainConfig.from_dict`, ``--set``, the grid
-    driver and papermill parameters alike.
+    is refused; a ``str`` given for a mapping field is read as a YAML flow mapping
+    (``{gamma: 3}``; empty text is the empty mapping). A ``str`` field keeps its text as is.
+    Non-string values are only checked (an int is accepted for a float field). Used by
+    :meth:`TrainConfig.from_dict`, ``--set``, the grid driver and papermill parameters alike.
 
     Raises:
         ValueError: unknown field, text that is not a value of the field's type, or a value
@@ -342,7 +363,9 @@ def parse_value(name: str, value: Any) -> Any:
     if name not in _SPECS:
         raise ValueError(f"unknown TrainConfig key(s): {_unknown_hint(name)}")
     typ = _TYPES[name]
-    if isinstance(value, str) and typ is not str:
+    if isinstance(value, str) and typ is dict:
+        value = _parse_mapping(name, value)
+    elif isinstance(value, str) and typ is not str:
         text = value.strip()
         if typ is bool and text.lower() in _BOOL_TEXT:
             value = _BOOL_TEXT[text.lower()]
@@ -356,6 +379,30 @@ def parse_value(name: str, value: Any) -> Any:
     return check_field(name, value)
 
 
+def _parse_mapping(name: str, text: str) -> Any:
+    """The text of a mapping field (``{gamma: 3}``) as a value; empty text is ``{}``."""
+    import yaml
+
+    try:
+        return yaml.safe_load(text) if text.strip() else {}
+    except yaml.YAMLError as err:
+        raise ValueError(f"{name} must be a mapping such as {{gamma: 3.0}}, got {text!r} "
+                         f"(not YAML: {str(err).splitlines()[0]})") from None
+
+
+_SCALARS = (bool, int, float, str)
+
+
+def _number_text(value: Any) -> Any:
+    """A string that reads as a number (``'1e-6'``, which PyYAML leaves a string) as that
+    number; any other value as it is."""
+    if isinstance(value, str) and _INT_RE.fullmatch(value.strip()):
+        return int(value)
+    if isinstance(value, str) and _FLOAT_RE.fullmatch(value.strip()):
+        return float(value)
+    return value
+
+
 def check_field(name: str, value: Any) -> Any:
     """Check one typed value against its declaration (type, choices, range, pattern).
 
@@ -366,6 +413,16 @@ def check_field(name: str, value: Any) -> Any:
         ValueError: naming the field, the value and what is allowed.
     """
     spec, typ = _SPECS[name], _TYPES[name]
+    if typ is dict:
+        if not isinstance(value, Mapping):
+            raise ValueError(f"{name} must be a mapping such as {{gamma: 3.0}}, got {value!r} "
+                             f"({type(value).__name__})")
+        bad = [f"{k!r}: {v!r}" for k, v in value.items()
+               if not (isinstance(k, str) and isinstance(v, _SCALARS))]
+        if bad:
+            raise ValueError(f"{name} must map names to numbers, booleans or strings; bad "
+                             f"entries: {', '.join(bad)}")
+        return {k: _number_text(v) for k, v in value.items()}
     if typ is bool:
         return check_bool(name, value)
     if typ is int:
@@ -468,7 +525,8 @@ def schema_rows() -> list[dict[str, str]]:
     rows = []
     for name, f in _FIELDS.items():
         spec = _SPECS[name]
-        rows.append({"name": name, "type": _TYPES[name].__name__, "default": _literal(f.default),
+        default = f.default_factory() if f.default is dataclasses.MISSING else f.default
+        rows.append({"name": name, "type": _TYPES[name].__name__, "default": _literal(default),
                      "allowed": spec.allowed_text() if _TYPES[name] is not bool else "true | false",
                      "role": spec.role, "group": spec.group, "help": spec.help,
                      "path": "yes" if spec.path else ""})
@@ -540,10 +598,32 @@ def render_configuration_md(current: str) -> str:
     return current[: i + len(start)] + "\n" + schema_table_md() + "\n" + current[j:]
 
 
+#: The line that opens the parameters cell of ``notebooks/reproduce.py`` (jupytext percent format).
+PARAMETERS_CELL_MARKER = '# %% tags=["parameters"]'
+
+
+def render_parameters_cell(current: str) -> str:
+    """``current`` (the text of ``notebooks/reproduce.py``) with the body of its parameters cell
+    (from :data:`PARAMETERS_CELL_MARKER` to the next ``# %%`` line) replaced by
+    :func:`parameters_cell_source`, one blank line kept before the next cell.
+
+    Raises:
+        ValueError: no parameters cell, or none after it (the cell must not end the file).
+    """
+    start = current.find(PARAMETERS_CELL_MARKER + "\n")
+    end = current.find("\n# %%", start + 1) if start >= 0 else -1
+    if start < 0 or end < 0:
+        raise ValueError(f"notebooks/reproduce.py must hold a {PARAMETERS_CELL_MARKER!r} line "
+                         "followed by another cell")
+    head = current[: start + len(PARAMETERS_CELL_MARKER) + 1]
+    return head + parameters_cell_source() + "\n\n" + current[end + 1:]
+
+
 __all__ = [
     "TrainConfig", "FieldSpec", "load_config", "compose", "read_layer", "parse_value",
     "parse_override", "check_field", "schema_rows", "help_text", "parameters_cell_source",
-    "schema_table_md", "render_configuration_md", "DOC_MARKERS", "DATASETS", "SETTINGS",
-    "BASE_LOSSES", "AMP_MODES", "REDUCTIONS", "ROLES", "RENAMED", "BOOKKEEPING_FIELDS",
+    "schema_table_md", "render_configuration_md", "DOC_MARKERS", "PARAMETERS_CELL_MARKER",
+    "render_parameters_cell", "DATASETS", "SETTINGS",
+    "BASE_LOSSES", "AMP_MODES", "REDUCTIONS", "ROLES", "BOOKKEEPING_FIELDS",
     "CLML_FIELDS", "EXPERIMENT_FIELDS", "PATH_FIELDS",
 ]

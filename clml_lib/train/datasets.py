@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 from torch.utils.data import Dataset
@@ -56,7 +56,9 @@ from ..data.tensor_pipeline import (
 )
 from ..seed import seed_for
 from .batches import batch_flip
-from .config import TrainConfig
+
+if TYPE_CHECKING:  # the config reads its dataset choices from DATASET_BUILDERS below
+    from .config import TrainConfig
 
 #: data seed of the teaching set (fixed: every run sees the same images)
 TEACHING_DATA_SEED = 0
@@ -171,7 +173,10 @@ def _nus(cfg: TrainConfig, train_tf, eval_tf):
     return train, train_eval, test, train.labels, _observed_by_name(cfg, train)
 
 
-_BUILDERS = {"teaching": _teaching, "coco": _coco, "voc": _voc, "nus": _nus}
+#: The registry of datasets: name (the ``dataset`` field's choices) -> builder of
+#: ``(train, train_eval, test, truth, observed or None)`` from a config and the two transforms.
+DATASET_BUILDERS: dict[str, Callable[..., tuple]] = {"teaching": _teaching, "coco": _coco,
+                                                     "voc": _voc, "nus": _nus}
 
 
 def _observed_by_name(cfg: TrainConfig, base) -> torch.Tensor | None:
@@ -198,60 +203,23 @@ def build_run_data(cfg: TrainConfig) -> RunData:
             the expected layout; a label_list that does not match the training images; a split
             too small to hold out a validation set.
     """
-    if cfg.dataset == "teaching":
-        train_tf = _teaching_augment if cfg.augment else None
-        eval_tf = None
-        if cfg.normalize:
-            raise ValueError("normalize=True is for ImageNet-pretrained backbones on real images; "
-                             "the teaching set is used without it")
-    else:
-        size, norm = cfg.image_size, cfg.normalize
-        if cfg.input_pipeline == "tensor":  # same augmentation distribution on uint8 tensors
-            eval_tf = PILToTensorPipeline(build_eval_pipeline(size, normalize=norm))
-            train_tf = (PILToTensorPipeline(build_train_pipeline(size, normalize=norm))
-                        if cfg.augment else eval_tf)
-        else:
-            train_tf = build_transforms(train=cfg.augment, image_size=size, normalize=norm)
-            eval_tf = build_transforms(train=False, image_size=size, normalize=norm)
-    built = _BUILDERS[cfg.dataset](cfg, train_tf, eval_tf)
-    base_train, base_eval, test, truth_all, observed_all = built
+    train_tf, eval_tf = _transforms(cfg)
+    base_train, base_eval, test, truth_all, observed_all = DATASET_BUILDERS[cfg.dataset](
+        cfg, train_tf, eval_tf)
     classes = list(base_train.classes)
     if list(test.classes) != classes:
         raise ValueError("train and test datasets disagree on the class list")
     truth_all = truth_all.float()  # (N_all, C)
-    n_all = truth_all.shape[0]
-
-    keep = torch.arange(n_all)
-    if cfg.num_train_images and cfg.dataset != "teaching":
-        if cfg.num_train_images > n_all:
-            raise ValueError(f"num_train_images={cfg.num_train_images} > {n_all} training images")
-        keep = torch.randperm(n_all, generator=_split_generator(cfg, 1))[: cfg.num_train_images]
-        keep = keep.sort().values
-
-    if observed_all is not None:
-        setting = f"label_list:{Path(cfg.label_list).name}"
-    else:
-        observed_all = simulate_missing(truth_all, cfg.setting, seed=cfg.split_seed)
-        setting = cfg.setting
-    observed_all = torch.as_tensor(observed_all, dtype=torch.float32)
-    if observed_all.shape != truth_all.shape:
-        raise ValueError(f"observed labels {tuple(observed_all.shape)} != truth "
-                         f"{tuple(truth_all.shape)}")
-
-    n = keep.numel()
-    n_val = max(1, round(cfg.val_fraction * n))
-    if n - n_val < 1:
-        raise ValueError(f"{n} training images are too few to hold out "
-                         f"val_fraction={cfg.val_fraction}")
-    perm = keep[torch.randperm(n, generator=_split_generator(cfg, 2))]
-    val_idx, train_idx = perm[:n_val].sort().values, perm[n_val:].sort().values
+    keep = _kept_images(cfg, truth_all.shape[0])
+    observed_all, setting = _observed_labels(cfg, truth_all, observed_all)
+    train_idx, val_idx = _carve_validation(cfg, keep)
 
     train = PartialLabelDataset(IndexedSubset(base_train, train_idx, truth_all),
                                 observed_all[train_idx])
     val = IndexedSubset(base_eval, val_idx, truth_all)
     obs, tru = observed_all[train_idx], truth_all[train_idx]
     info = {
-        "setting": setting, "num_train": int(train_idx.numel()), "num_val": int(n_val),
+        "setting": setting, "num_train": int(train_idx.numel()), "num_val": int(val_idx.numel()),
         "num_test": len(test), "num_classes": len(classes),
         "train_positives_observed": int(obs.sum()), "train_positives_true": int(tru.sum()),
         "train_missing_fraction": float(1 - obs.sum() / tru.sum()) if tru.sum() > 0 else 0.0,
@@ -264,6 +232,65 @@ def build_run_data(cfg: TrainConfig) -> RunData:
         batch_transform = batch_flip if cfg.augment else None
     return RunData(train=train, val=val, test=test, classes=classes, observed=obs, truth=tru,
                    info=info, tensors=tensors, batch_transform=batch_transform)
+
+
+def _transforms(cfg: TrainConfig) -> tuple[Callable | None, Callable | None]:
+    """``(training, evaluation)`` transforms of one item: the teaching set's flip (no
+    normalisation allowed), or the photo pipeline (PIL ops or the same distribution on uint8
+    tensors, ``input_pipeline``)."""
+    if cfg.dataset == "teaching":
+        if cfg.normalize:
+            raise ValueError("normalize=True is for ImageNet-pretrained backbones on real images; "
+                             "the teaching set is used without it")
+        return (_teaching_augment if cfg.augment else None), None
+    size, norm = cfg.image_size, cfg.normalize
+    if cfg.input_pipeline == "tensor":
+        eval_tf = PILToTensorPipeline(build_eval_pipeline(size, normalize=norm))
+        train_tf = (PILToTensorPipeline(build_train_pipeline(size, normalize=norm))
+                    if cfg.augment else eval_tf)
+        return train_tf, eval_tf
+    return (build_transforms(train=cfg.augment, image_size=size, normalize=norm),
+            build_transforms(train=False, image_size=size, normalize=norm))
+
+
+def _kept_images(cfg: TrainConfig, n_all: int) -> torch.Tensor:
+    """Indices (sorted) of the training images used: all, or a seeded random subset of
+    ``num_train_images`` (the teaching set generates that many instead)."""
+    if not cfg.num_train_images or cfg.dataset == "teaching":
+        return torch.arange(n_all)
+    if cfg.num_train_images > n_all:
+        raise ValueError(f"num_train_images={cfg.num_train_images} > {n_all} training images")
+    keep = torch.randperm(n_all, generator=_split_generator(cfg, 1))[: cfg.num_train_images]
+    return keep.sort().values
+
+
+def _observed_labels(cfg: TrainConfig, truth_all: torch.Tensor,
+                     observed_all: torch.Tensor | None) -> tuple[torch.Tensor, str]:
+    """The observed training labels (N_all, C) float32 and the setting's name: the label list's,
+    or simulated from the truth with ``setting`` and ``split_seed`` (on every training image, so
+    an image's labels do not depend on ``val_fraction``)."""
+    if observed_all is not None:
+        setting = f"label_list:{Path(cfg.label_list).name}"
+    else:
+        observed_all = simulate_missing(truth_all, cfg.setting, seed=cfg.split_seed)
+        setting = cfg.setting
+    observed_all = torch.as_tensor(observed_all, dtype=torch.float32)
+    if observed_all.shape != truth_all.shape:
+        raise ValueError(f"observed labels {tuple(observed_all.shape)} != truth "
+                         f"{tuple(truth_all.shape)}")
+    return observed_all, setting
+
+
+def _carve_validation(cfg: TrainConfig, keep: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(train indices, val indices)``, each sorted: ``val_fraction`` of ``keep`` (at least one
+    image) drawn with a permutation seeded by ``split_seed``."""
+    n = keep.numel()
+    n_val = max(1, round(cfg.val_fraction * n))
+    if n - n_val < 1:
+        raise ValueError(f"{n} training images are too few to hold out "
+                         f"val_fraction={cfg.val_fraction}")
+    perm = keep[torch.randperm(n, generator=_split_generator(cfg, 2))]
+    return perm[n_val:].sort().values, perm[:n_val].sort().values
 
 
 def _teaching_augment(image: torch.Tensor) -> torch.Tensor:

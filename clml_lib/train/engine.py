@@ -222,12 +222,13 @@ def _metrics_doc(cfg: TrainConfig, data: RunData, state: TrainState) -> dict[str
 
 # ----------------------------------------------------------------------------- building blocks
 def build_criterion(cfg: TrainConfig) -> CLMLLoss:
-    """CLMLLoss from the config fields (the switches have the same names in both)."""
+    """CLMLLoss from the config fields (the switches have the same names in both); the base loss
+    is the registry's entry ``cfg.base_loss`` with ``cfg.base_loss_args``."""
     return CLMLLoss(
         base_loss=cfg.base_loss, lambda_=cfg.lambda_, tau=cfg.tau, start_epoch=cfg.start_epoch,
         delta=cfg.delta, use_clml=cfg.use_clml, use_correction=cfg.use_correction,
         correct_base_targets=cfg.correct_base_targets, pairwise_weight=cfg.pairwise_weight,
-        temperature=cfg.temperature, reduction=cfg.reduction,
+        temperature=cfg.temperature, reduction=cfg.reduction, base_loss_args=cfg.base_loss_args,
     )
 
 

@@ -21,11 +21,17 @@ from ..losses.clml import LossParts
 from .state import TrainState
 
 
+#: Mixed-precision modes: ``amp`` name -> autocast dtype (None: full precision).
+AMP_DTYPES: dict[str, torch.dtype | None] = {"none": None, "bf16": torch.bfloat16,
+                                             "fp16": torch.float16}
+
+
 def autocast(amp: str, device: torch.device):
-    """The forward's autocast context: bf16 / fp16 for ``amp='bf16' | 'fp16'``, none for 'none'."""
-    if amp == "none":
+    """The forward's autocast context: bf16 / fp16 for ``amp='bf16' | 'fp16'``, none for 'none'
+    (:data:`AMP_DTYPES`)."""
+    dtype = AMP_DTYPES[amp]
+    if dtype is None:
         return nullcontext()
-    dtype = torch.bfloat16 if amp == "bf16" else torch.float16
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 

@@ -1,21 +1,13 @@
-"""The teaching backbone's source task and the command that pretrains it.
+"""The command that pretrains the teaching backbone on its source task (docs/teaching_regime.md).
 
-The paper fine-tunes a ResNet-101 pretrained on ImageNet: single-label, object-centred photos of
-1,000 fine classes, none of them COCO's images. The teaching analog (docs/teaching_regime.md):
-
-* **Source task** (:func:`source_split`): object-centred images, ONE larger object each (radius
-  0.28-0.40 of the side instead of 0.17-0.26), on the same kind of textured, cluttered background
-  as the teaching set; **36 fine classes** = the 12 shapes x 3 fill textures (``disc/plain``,
-  ``disc/stripes``, ``disc/shaded``, ...), single-label (softmax). No scenes, so no label
-  co-occurrence to learn; the images come from their own random streams (generator seed
-  :data:`SOURCE_SEED` and stream codes 10 / 12, never the target's streams 0 / 1 / 2), so not one
-  of the teaching set's train / val / test images is seen.
+* **Source task**: :func:`clml_lib.data.teaching_source.source_split`, 36 single-label
+  shape/texture classes, one object per image, never an image of the teaching set.
 * **Pretraining** (:func:`pretrain`): ``small_resnet`` (:class:`clml_lib.models.SmallResNet`)
   with a 36-way head, softmax cross-entropy, AdamW with OneCycle, random horizontal flips, on
   the CPU with pinned threads and deterministic algorithms, so the same command gives the same
   bytes on the same platform and torch version.
 
-Run ``python -m clml_lib.data.pretrain_teaching`` (defaults = the shipped file) to write
+Run ``python -m clml_lib.train.pretrain_teaching`` (defaults = the shipped file) to write
 ``data/teaching_backbone.pt`` (float32 state dict with ``body.*`` and the 36-class ``head.*``,
 loadable with ``torch.load(weights_only=True)``) and ``data/teaching_backbone.json`` (the
 command, seeds, source task, source test mAP and top-1 accuracy, torch version, sha256 of the
@@ -28,12 +20,10 @@ from __future__ import annotations
 import argparse
 import hashlib
 import io
-import json
 import platform
 import shlex
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -42,17 +32,11 @@ import torch.nn.functional as F
 
 from ..atomic import atomic_write_bytes, atomic_write_json
 from ..checks import check_int
+from ..data.teaching_source import SOURCE_CLASSES, SOURCE_SEED, STREAMS, source_split
 from ..metrics import mean_average_precision
 from ..models import build_model, count_parameters
 from ..paths import resolve
-from .teaching import TEACHING_CLASSES, TEXTURES, _render
 
-#: The 36 fine source classes: shape/texture, index = 3 * shape index + texture index.
-SOURCE_CLASSES: list[str] = [f"{s}/{t}" for s in TEACHING_CLASSES for t in TEXTURES]
-#: Generator seed of the source images (the teaching set's images use data seed 0).
-SOURCE_SEED = 1
-#: Random-stream codes of the source splits (the teaching set uses 0 / 1 / 2).
-_STREAM = {"train": 10, "test": 12}
 #: Backbone that is pretrained and the paths of the shipped files (relative to the project root).
 BACKBONE = "small_resnet"
 DEFAULT_OUT = "data/teaching_backbone.pt"
@@ -63,33 +47,6 @@ DEFAULTS: dict[str, Any] = {
     "lr": 3e-3, "weight_decay": 5e-4, "image_size": 32, "threads": 1,
 }
 QUICK = {"epochs": 1, "num_train": 256, "num_test": 144}
-
-
-def source_split(split: str, num_images: int, image_size: int = 32,
-                 seed: int = SOURCE_SEED) -> tuple[torch.Tensor, torch.Tensor]:
-    """Images and fine labels of the source task (see the module doc).
-
-    Args:
-        split: ``'train'`` | ``'test'``. num_images: N >= 1. image_size: S >= 16. seed: >= 0.
-
-    Returns:
-        images uint8 (N, 3, S, S); labels int64 (N,) indices into :data:`SOURCE_CLASSES`.
-
-    Raises:
-        ValueError: unknown split or a bad size / seed.
-    """
-    if split not in _STREAM:
-        raise ValueError(f"source split must be one of {sorted(_STREAM)}, got {split!r}")
-    num_images = check_int("num_images", num_images, lo=1)
-    image_size = check_int("image_size", image_size, lo=16)
-    seed = check_int("seed", seed, lo=0)
-    rng = np.random.default_rng(np.random.SeedSequence([seed, _STREAM[split]]))
-    fine = rng.integers(0, len(SOURCE_CLASSES), num_images)  # (N,)
-    shape, texture = fine // len(TEXTURES), fine % len(TEXTURES)
-    onehot = np.zeros((num_images, len(TEACHING_CLASSES)), np.uint8)  # (N, 12) the drawn shape
-    onehot[np.arange(num_images), shape] = 1
-    images = _render(rng, onehot, image_size, layout="centre", textures=texture)
-    return torch.from_numpy(images), torch.from_numpy(fine.astype(np.int64))
 
 
 def _evaluate(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor) -> dict:
@@ -167,7 +124,7 @@ def _pretrain(seed, epochs, num_train, num_test, batch_size, lr, weight_decay, i
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m clml_lib.data.pretrain_teaching",
+        prog="python -m clml_lib.train.pretrain_teaching",
         description="Pretrain the teaching backbone (small_resnet) on the source task: 36 "
                     "shape/texture classes, one object per image, images never from the teaching "
                     "set. Writes the weights (.pt) and a sidecar (.json).")
@@ -208,7 +165,7 @@ def main(argv: list[str] | None = None) -> dict:
     torch.save(state, buf)
     data = buf.getvalue()
     sidecar = {
-        "command": f"python -m clml_lib.data.pretrain_teaching {shlex.join(argv)}".strip(),
+        "command": f"python -m clml_lib.train.pretrain_teaching {shlex.join(argv)}".strip(),
         "weights_file": out.name,
         "sha256": hashlib.sha256(data).hexdigest(),
         "bytes": len(data),
@@ -221,7 +178,7 @@ def main(argv: list[str] | None = None) -> dict:
                            "36 fine classes = 12 shapes x 3 fill textures; no scenes",
             "classes": SOURCE_CLASSES,
             "generator_seed": recipe["seed"],
-            "streams": _STREAM,
+            "streams": STREAMS,
             "sizes": {"train": recipe["num_train"], "test": recipe["num_test"]},
             "disjoint_from_target": "own random streams (codes 10/12; the teaching set uses "
                                     "0/1/2), own layout and label set",
@@ -236,24 +193,6 @@ def main(argv: list[str] | None = None) -> dict:
     atomic_write_json(sidecar_path, sidecar)
     print(f"wrote {out} ({len(data)} bytes, sha256 {sidecar['sha256'][:16]}...) and {sidecar_path}")
     return sidecar
-
-
-def load_sidecar(weights_path: str | Path = DEFAULT_OUT) -> dict:
-    """The sidecar (.json beside the weights file) as a dict.
-
-    Raises:
-        FileNotFoundError: no sidecar. ValueError: not a JSON object (the message names the file).
-    """
-    path = resolve(weights_path).with_suffix(".json")
-    if not path.is_file():
-        raise FileNotFoundError(f"weights sidecar not found: {path}")
-    try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path}: not valid JSON ({err})") from None
-    if not isinstance(obj, dict):
-        raise ValueError(f"{path}: expected a JSON object, got {type(obj).__name__}")
-    return obj
 
 
 if __name__ == "__main__":
