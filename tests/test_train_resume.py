@@ -134,7 +134,8 @@ def test_quiet_mode_prints_one_line_and_verbose_one_per_epoch(tmp_path, capsys):
     fit(TrainConfig.from_dict({**cfg, "out_dir": str(tmp_path / "q")}))
     quiet = capsys.readouterr().out.strip().splitlines()
     assert len(quiet) == 1
-    assert quiet[0].startswith("[clml] teaching 40left BCE +CLML seed 0: 2 epochs")
+    assert quiet[0].startswith("[clml] teaching 40left | BCE +CLML (lambda 1, correction tau "
+                               "0.75 from epoch 1) | seed 0: 2 epochs trained in ")
     fit(TrainConfig.from_dict({**cfg, "verbose": True, "out_dir": str(tmp_path / "v")}))
     loud = capsys.readouterr().out.strip().splitlines()
     assert sum(line.startswith("[clml] epoch") for line in loud) == 2

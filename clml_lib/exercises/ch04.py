@@ -50,7 +50,7 @@ def teaching_schedule_lrs(lr: float = 3e-3, epochs: int = 3, steps: int = 17) ->
 
 
 def check_onecycle(answer) -> bool:
-    """Exercise 04.2. ``answer = (peak_step, last_lr)`` for the teaching schedule (51 steps)."""
+    """Exercise 04.2. ``answer = (peak_step, last_lr)`` for a schedule of 3 epochs of 17 steps."""
     lrs = teaching_schedule_lrs()
     peak, last = int(np.argmax(lrs)), lrs[-1]
 

@@ -1,4 +1,10 @@
-"""The training loop: ``fit(cfg) -> summary``.
+"""The training loop: ``build_run(cfg) -> Run`` and ``fit(cfg) = build_run(cfg).fit()``.
+
+:func:`build_run` builds everything a run works with (data, model, training state, loss, batches,
+the lock of its folder) and returns a :class:`Run`, whose :meth:`Run.fit` is the loop below,
+:meth:`Run.step` one training step of it and :meth:`Run.evaluate` one evaluation of it. A caller
+that needs another loss passes it (``build_run(cfg, criterion=...)``); one that needs a step
+written out compares it with :meth:`Run.step`; neither copies the setup or the loop.
 
 One epoch = train over the (shuffled) training split with :func:`~clml_lib.train.step.train_step`,
 then evaluate the raw and the EMA model on the held-out validation split and on the test split,
@@ -44,15 +50,19 @@ Decisions:
   and overwrite them), and so is a ``stop_epoch`` below the checkpoint's epoch (the results are
   left unchanged: a metrics.json never lists epochs past its ``stop_epoch``). ``resume=False``
   starts over: the old files are replaced by the new run's when its first epoch ends.
-* **Quiet mode** (``verbose=False``): no per-epoch lines, one summary line per run.
+* **Quiet mode** (``verbose=False``): no per-epoch lines, one summary line per run. The summary
+  line names the run's arm (:func:`arm_label`: base loss, lambda, tau, switches) and says which
+  epochs were trained and which were read from disk (a finished run resumed trains nothing).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import sys
 import time
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -63,6 +73,7 @@ from torch.utils.data import DataLoader
 
 from ..atomic import atomic_torch_save, atomic_write_json
 from ..losses import CLMLLoss
+from ..losses.clml import LossParts
 from ..metrics import mean_average_precision, mined_label_quality, threshold_metrics
 from ..models import build_model
 from ..seed import reseed, rng_state, seed_everything, seed_for, set_rng_state
@@ -144,40 +155,53 @@ def _to_model_input(x: torch.Tensor, info: DistInfo) -> torch.Tensor:
 
 # ----------------------------------------------------------------------------- evaluation
 @torch.no_grad()
-def predict(model: torch.nn.Module, batches: Batches, cfg: TrainConfig, info: DistInfo,
-            max_batches: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Logits (N, C) float32 and targets (N, C) of every item of ``batches`` (all ranks, in
-    dataset order). ``batches`` yields ``(x (B, 3, S, S), y (B, C))``."""
+def _predict(model: torch.nn.Module, batches: Batches, cfg: TrainConfig, info: DistInfo,
+             max_batches: int, features: bool
+             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """:func:`predict`, plus the features Z ``(N, D)`` float32 when ``features`` (else None)."""
     model.eval()
-    outs, ys = [], []
+    outs, ys, zs = [], [], []
     for b, (x, y) in enumerate(batches):
         if max_batches and b >= max_batches:
             break
         x = _to_model_input(x, info)  # (B, 3, S, S)
         with autocast(cfg.amp, info.device):
-            logits, _ = model(x)
-        outs.append(logits.float())  # (B, C)
+            logits, z = model(x)  # (B, C), (B, D)
+        outs.append(logits.float())
         ys.append(y.to(info.device))
+        if features:
+            zs.append(z.float())
     logits = gather_eval(torch.cat(outs), info).cpu()  # (N, C)
     targets = gather_eval(torch.cat(ys), info).cpu()  # (N, C)
+    feats = gather_eval(torch.cat(zs), info).cpu() if features else None  # (N, D)
+    return logits, targets, feats
+
+
+def predict(model: torch.nn.Module, batches: Batches, cfg: TrainConfig, info: DistInfo,
+            max_batches: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits (N, C) float32 and targets (N, C) of every item of ``batches`` (all ranks, in
+    dataset order). ``batches`` yields ``(x (B, 3, S, S), y (B, C))``."""
+    logits, targets, _ = _predict(model, batches, cfg, info, max_batches, False)
     return logits, targets
 
 
 def evaluate(model: torch.nn.Module, batches: Batches, cfg: TrainConfig, info: DistInfo,
-             thresholds: bool, where: str = "") -> dict[str, Any]:
+             thresholds: bool, where: str = "", features: bool = False) -> dict[str, Any]:
     """mAP (and threshold metrics when asked) of ``model`` on ``batches`` (see module doc).
 
     Args:
         where: what is evaluated, for the error message (e.g. ``"the EMA model on val after
             epoch 3 (lr 1e-3)"``).
+        features: also return the features Z the model computes (its second output).
 
     Returns:
-        ``{"mAP", "ap" (C,), "skipped", "n", ["thr"], "logits" (N, C), "targets" (N, C)}``.
+        ``{"mAP", "ap" (C,), "skipped", "n", ["thr"], "logits" (N, C), "targets" (N, C),
+        ["features" (N, D)]}``.
 
     Raises:
         RuntimeError: NaN/inf logits (the weights diverged).
     """
-    logits, targets = predict(model, batches, cfg, info, cfg.max_eval_batches)
+    logits, targets, feats = _predict(model, batches, cfg, info, cfg.max_eval_batches, features)
     if not torch.isfinite(logits).all():
         raise RuntimeError(f"training diverged: {where or 'the model'} produces NaN/inf logits; "
                            "the learning rate is probably too large for this model and loss; "
@@ -187,6 +211,8 @@ def evaluate(model: torch.nn.Module, batches: Batches, cfg: TrainConfig, info: D
                            "n": int(targets.shape[0]), "logits": logits, "targets": targets}
     if thresholds:
         out["thr"] = threshold_metrics(torch.sigmoid(logits.double()), targets, 0.5, empty="skip")
+    if feats is not None:
+        out["features"] = feats
     return out
 
 
@@ -231,52 +257,6 @@ def build_criterion(cfg: TrainConfig) -> CLMLLoss:
         temperature=cfg.temperature, reduction=cfg.reduction, base_loss_args=cfg.base_loss_args,
     )
 
-
-def _loader(ds, batch_size: int, sampler, cfg: TrainConfig, info: DistInfo,
-            seed: int) -> DataLoader:
-    g = torch.Generator().manual_seed(seed)
-    return DataLoader(ds, batch_size=batch_size, sampler=sampler, num_workers=cfg.num_workers,
-                      pin_memory=info.device.type == "cuda", drop_last=False, generator=g,
-                      persistent_workers=False)
-
-
-@dataclass
-class _Run:
-    """What one call of :func:`fit` works with (built once by :func:`_setup`)."""
-
-    cfg: TrainConfig
-    info: DistInfo
-    data: RunData
-    state: TrainState
-    criterion: CLMLLoss
-    net: torch.nn.Module  # the module called in training (a DDP wrapper of state.model, or it)
-    sampler: EpochShuffleSampler
-    n_steps: int
-    val: Batches
-    test: Batches
-    out_dir: Path
-    log: Callable[..., None]
-
-    def train_batches(self, epoch: int) -> Batches:
-        """This rank's training batches of ``epoch`` ``(x, observed, truth)``, in sampler order."""
-        self.sampler.set_epoch(epoch)
-        per_rank = self.cfg.batch_size // self.info.world_size
-        if self.data.tensors is not None:
-            images, observed, truth = self.data.tensors["train"]
-            return TensorBatches(images, (observed, truth), self.sampler, per_rank,
-                                 self.data.batch_transform)
-        return _loader(self.data.train, per_rank, self.sampler, self.cfg, self.info,
-                       seed_for(self.cfg.seed, epoch, self.info.rank, 0xD1))
-
-
-def _eval_batches(data: RunData, split: str, batch_size: int, cfg: TrainConfig,
-                  info: DistInfo) -> Batches:
-    ds = data.val if split == "val" else data.test
-    sampler = ShardSampler(len(ds), info.rank, info.world_size)
-    if data.tensors is not None:
-        images, truth = data.tensors[split]
-        return TensorBatches(images, (truth,), sampler, batch_size)
-    return _loader(ds, batch_size, sampler, cfg, info, 0)
 
 
 # ----------------------------------------------------------------------------- resume
@@ -326,43 +306,382 @@ def _read_resume_checkpoint(cfg: TrainConfig, out_dir: Path, info: DistInfo) -> 
     return ckpt
 
 
-# ----------------------------------------------------------------------------- the loop
-def fit(cfg: TrainConfig | dict) -> dict[str, Any]:
-    """Train (or resume) one run and return the ``summary`` block of ``metrics.json``.
 
-    Args:
-        cfg: a :class:`TrainConfig` or a dict of its fields.
+# ----------------------------------------------------------------------------- the arm in words
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+
+
+def _num(x: float) -> str:
+    return f"{x:g}"
+
+
+def arm_label(cfg: TrainConfig) -> str:
+    """The arm of a run in words, for its summary line and for plot legends.
+
+    The base loss, then what is added to it: the CLML term with its weight lambda and the label
+    correction (threshold tau, first epoch) that feeds it, or, without CLML, what the correction
+    does (corrects the base targets, or is only counted); then every other loss field that is off
+    its schema default (Delta, the pairwise term, the reduction, corrected base targets). E.g.
+    ``"BCE +CLML (lambda 1, correction tau 0.75 from epoch 1)"``, ``"SPLC"`` (mining at tau
+    counted, not used, is named too).
+    """
+    extras = []
+    if cfg.delta != _DEFAULTS["delta"]:
+        extras.append(f"Delta {_num(cfg.delta)}")
+    corr = f"correction tau {_num(cfg.tau)} from epoch {cfg.start_epoch}"
+    if cfg.use_clml:
+        inner = [f"lambda {_num(cfg.lambda_)}" + (" = off" if cfg.lambda_ == 0 else ""),
+                 corr if cfg.use_correction else "no correction", *extras]
+        text = f"{cfg.base_loss} +CLML ({', '.join(inner)})"
+        if cfg.correct_base_targets:
+            text += " +corrected base targets"
+    elif cfg.use_correction and cfg.correct_base_targets:
+        text = f"{cfg.base_loss} +corrected base targets ({corr})"
+    elif cfg.use_correction:
+        text = f"{cfg.base_loss} (no CLML; mining at tau {_num(cfg.tau)} counted, not used)"
+    else:
+        text = f"{cfg.base_loss} (no CLML, no mining)"
+    if cfg.pairwise_weight > 0:
+        text += (f" +pairwise {_num(cfg.pairwise_weight)} (temperature "
+                 f"{_num(cfg.temperature)})")
+    if cfg.reduction != _DEFAULTS["reduction"]:
+        text += f", reduction {cfg.reduction}"
+    return text
+
+
+def _describe(x: Any) -> str:
+    return f"of length {len(x)}" if hasattr(x, "__len__") else ""
+
+
+def _epochs_text(first: int, last: int) -> str:
+    return f"epoch {first}" if first == last else f"epochs {first}-{last}"
+
+
+# ----------------------------------------------------------------------------- the run
+def _loader(ds, batch_size: int, sampler, cfg: TrainConfig, info: DistInfo,
+            seed: int) -> DataLoader:
+    g = torch.Generator().manual_seed(seed)
+    return DataLoader(ds, batch_size=batch_size, sampler=sampler, num_workers=cfg.num_workers,
+                      pin_memory=info.device.type == "cuda", drop_last=False, generator=g,
+                      persistent_workers=False)
+
+
+def _eval_batches(data: RunData, split: str, batch_size: int, cfg: TrainConfig,
+                  info: DistInfo) -> Batches:
+    ds = data.val if split == "val" else data.test
+    sampler = ShardSampler(len(ds), info.rank, info.world_size)
+    if data.tensors is not None:
+        images, truth = data.tensors[split]
+        return TensorBatches(images, (truth,), sampler, batch_size)
+    return _loader(ds, batch_size, sampler, cfg, info, 0)
+
+
+def _release(lock: RunLock | None, info: DistInfo) -> None:
+    if lock is not None:
+        lock.release()
+    cleanup(info)
+
+
+SPLITS = ("val", "test")
+MODELS = ("raw", "ema")
+
+
+@dataclass(eq=False, repr=False)
+class Run:
+    """One training run, built by :func:`build_run`: what :meth:`fit` trains, one
+    :meth:`step` of it, one :meth:`evaluate` of it.
+
+    Attributes:
+        cfg: the run's :class:`TrainConfig`. info: rank, world size, device.
+        data: :class:`RunData` (train / val / test sets, observed and true training labels).
+        state: :class:`TrainState` (model, EMA, Adam with its two parameter groups, OneCycle,
+            history); restored from ``checkpoint.pt`` when the run resumes.
+        criterion: the loss: ``forward_parts(logits (N, C), features (N, D), observed (N, C),
+            epoch) -> LossParts`` (:func:`build_criterion` of the config unless one was passed).
+        net: the module called in training (a DDP wrapper of ``state.model``, or it).
+        sampler: the training order (a permutation per epoch from ``(seed, epoch)``).
+        n_steps: training steps per epoch. val, test: the evaluation batches.
+        out_dir: the run folder (locked by this process until :meth:`close`).
+        arm: the arm in words (:func:`arm_label`, or the name given with a passed-in loss).
+        epochs_from_disk: epochs restored from the checkpoint when it was built (0: none).
+
+    A run holds its folder's lock from :func:`build_run` until :meth:`close` (also called by
+    ``with build_run(cfg) as run:`` on leaving, and when the object is garbage-collected).
+    """
+
+    cfg: TrainConfig
+    info: DistInfo
+    data: RunData
+    state: TrainState
+    criterion: torch.nn.Module
+    net: torch.nn.Module
+    sampler: EpochShuffleSampler
+    n_steps: int
+    val: Batches
+    test: Batches
+    out_dir: Path
+    arm: str
+    epochs_from_disk: int = 0
+    replaces_results: bool = False  # resume=False on a folder with a checkpoint
+    log: Callable[..., None] = print
+    _closer: Any = None  # weakref.finalize releasing the lock (set by build_run)
+
+    def __repr__(self) -> str:
+        return (f"Run({self.cfg.dataset} {self.cfg.setting} | {self.arm} | seed {self.cfg.seed}: "
+                f"{len(self.state.history)}/{self.cfg.last_epoch + 1} epochs done, "
+                f"out_dir {self.out_dir})")
+
+    @property
+    def model(self) -> torch.nn.Module:
+        """The model being trained (``state.model``; its EMA copy is ``state.ema.module``)."""
+        return self.state.model
+
+    # ------------------------------------------------------------------ batches
+    def train_batches(self, epoch: int) -> Batches:
+        """This rank's training batches of ``epoch`` ``(x (n, 3, S, S), observed (n, C),
+        truth (n, C))``, in the sampler's order of that epoch. The augmentation draws from the
+        global RNGs, which :meth:`fit` re-seeds from ``(seed, epoch, rank)`` before each epoch."""
+        self.sampler.set_epoch(epoch)
+        per_rank = self.cfg.batch_size // self.info.world_size
+        if self.data.tensors is not None:
+            images, observed, truth = self.data.tensors["train"]
+            return TensorBatches(images, (observed, truth), self.sampler, per_rank,
+                                 self.data.batch_transform)
+        return _loader(self.data.train, per_rank, self.sampler, self.cfg, self.info,
+                       seed_for(self.cfg.seed, epoch, self.info.rank, 0xD1))
+
+    # ------------------------------------------------------------------ one step
+    def step(self, batch: tuple[torch.Tensor, ...], epoch: int | None = None) -> LossParts:
+        """One training step of :meth:`fit` on ``batch`` (:func:`~clml_lib.train.step.train_step`):
+        forward, loss, backward, Adam (coupled L2 decay on the weights, none on biases and
+        BatchNorm), OneCycle, EMA. Updates ``state`` in place; records and writes nothing.
+
+        Args:
+            batch: ``(x (n, 3, S, S), observed (n, C)[, truth (n, C)])`` as yielded by
+                :meth:`train_batches` (``truth`` is not used by the step).
+            epoch: the 0-based epoch the loss sees (label correction starts at ``start_epoch``);
+                default: the next epoch to train, ``state.epoch + 1``.
+
+        Returns:
+            :class:`~clml_lib.losses.clml.LossParts` of the batch (``total, base, low_rank,
+            pairwise, corrected, mined``); under DDP with ``ddp_gather`` the labels are gathered.
+
+        Raises:
+            ValueError: ``batch`` is not such a tuple; from the loss's input checks.
+        """
+        if not isinstance(batch, (tuple, list)) or len(batch) not in (2, 3):
+            raise ValueError("batch must be a tuple (x, observed) or (x, observed, truth), got "
+                             f"{type(batch).__name__} {_describe(batch)}")
+        epoch = self.state.epoch + 1 if epoch is None else int(epoch)
+        x = _to_model_input(batch[0], self.info)  # (n, 3, S, S)
+        observed = batch[1].to(self.info.device, non_blocking=True)  # (n, C)
+        if self._gathering:  # the loss sees the global batch (N, C)
+            observed = all_gather_nograd(observed, self.info)
+        return self._train_step(x, observed, epoch)
+
+    @property
+    def _gathering(self) -> bool:
+        return self.info.distributed and self.cfg.ddp_gather
+
+    def _train_step(self, x: torch.Tensor, observed: torch.Tensor, epoch: int) -> LossParts:
+        """:meth:`step` on a batch already on the device (``observed`` gathered under
+        ``ddp_gather``): the one call of ``train_step`` of both :meth:`step` and :meth:`fit`."""
+        if not self.net.training:
+            self.net.train()
+        gather = (lambda t: all_gather_with_grad(t, self.info)) if self._gathering else None
+        return train_step(self.state, self.criterion, x, observed, epoch, amp=self.cfg.amp,
+                          model=self.net, gather=gather)
+
+    # ------------------------------------------------------------------ one evaluation
+    def evaluate(self, split: str = "test", model: str = "raw", thresholds: bool | None = None,
+                 features: bool = False) -> dict[str, Any]:
+        """Evaluate the current raw or EMA model on ``split``, as :meth:`fit` does after each
+        epoch (:func:`evaluate`: logits under the run's autocast, mAP over the classes with a
+        positive).
+
+        Args:
+            split: ``'val' | 'test'``. model: ``'raw' | 'ema'``.
+            thresholds: also the threshold metrics at 0.5 (default: for ``'test'``).
+            features: also the features Z ``(N, D)`` float32 (e.g. for an embedding plot).
+
+        Returns:
+            ``{"mAP", "ap", "skipped", "n", "logits" (N, C), "targets" (N, C), ["thr"],
+            ["features"]}``.
+
+        Raises:
+            ValueError: unknown split or model. RuntimeError: NaN/inf logits.
+        """
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        if model not in MODELS:
+            raise ValueError(f"model must be one of {MODELS}, got {model!r}")
+        module = unwrap(self.net) if model == "raw" else self.state.ema.module
+        batches = self.val if split == "val" else self.test
+        thr = split == "test" if thresholds is None else thresholds
+        where = f"the {model} model on {split} after epoch {self.state.epoch}"
+        return evaluate(module, batches, self.cfg, self.info, thr, where, features=features)
+
+    # ------------------------------------------------------------------ the loop
+    def fit(self) -> dict[str, Any]:
+        """Train the epochs left (``state.epoch + 1`` to ``cfg.last_epoch``), evaluating and
+        writing after each (module doc), and return the ``summary`` block of ``metrics.json``
+        (see :func:`fit`). Steps taken before with :meth:`step` are part of the state it
+        continues from.
+
+        Raises:
+            RuntimeError: the run is closed; non-finite loss or logits (epoch, step and learning
+                rate named). ValueError: a training step failed (from the loss's checks).
+        """
+        if self._closer is not None and not self._closer.alive:
+            raise RuntimeError(f"the run on {self.out_dir} is closed (its folder lock is "
+                               "released); build a new one with build_run to train it")
+        cfg, info = self.cfg, self.info
+        t_start = time.time()
+        first_epoch = self.state.epoch + 1
+        if self.epochs_from_disk:
+            self.log(f"[clml] resuming {self.out_dir} after epoch {self.epochs_from_disk - 1}")
+        elif self.replaces_results:
+            self.log(f"[clml] resume=False: starting over, the results in {self.out_dir} will "
+                     "be replaced when the first epoch ends")
+        self.log(f"[clml] {cfg.dataset} {cfg.setting}: train {len(self.data.train)}, val "
+                 f"{len(self.data.val)}, test {len(self.data.test)} images, "
+                 f"{len(self.data.classes)} classes; {cfg.backbone}, {self.n_steps} steps/epoch "
+                 f"x {cfg.last_epoch + 1 - first_epoch} epochs on {info.device}"
+                 f"{f' x {info.world_size} ranks' if info.distributed else ''}; {self.arm}")
+        barrier(info)
+        for epoch in range(first_epoch, cfg.last_epoch + 1):
+            t0 = time.time()
+            reseed(seed_for(cfg.seed, epoch, info.rank))
+            rec = _train_epoch(self, epoch)
+            entry, scores = _evaluate_epoch(self, epoch, rec)
+            entry["time_s"] = time.time() - t0
+            self.state.history.append(entry)
+            self.state.epoch = epoch
+            if info.is_main:
+                _write_epoch(self, scores)
+                _log_epoch(self, entry)
+            barrier(info)
+
+        summary = summarize(self.state.history, cfg.last_epoch)
+        if info.is_main:  # once more: covers a resume that had nothing left to train
+            atomic_write_json(self.out_dir / METRICS_NAME, _metrics_doc(cfg, self.data,
+                                                                        self.state))
+            print(f"[clml] {cfg.dataset} {cfg.setting} | {self.arm} | seed {cfg.seed}: "
+                  f"{self._what_was_done(first_epoch, time.time() - t_start)}; selected epoch "
+                  f"{summary['selected_epoch']} ({summary['selected_model']}) val mAP "
+                  f"{summary['val_mAP']:.2f} -> test mAP {summary['test_mAP']:.2f}; "
+                  f"best-on-test {summary['best_test_mAP']:.2f} (epoch "
+                  f"{summary['best_test_epoch']}, {summary['best_test_model']}), optimism gap "
+                  f"{summary['optimism_gap']:.2f}")
+        return summary
+
+    def _what_was_done(self, first_epoch: int, seconds: float) -> str:
+        """``"10 epochs trained in 61.4s"``, ``"epochs 0-4 read from disk, epochs 5-9 trained
+        in 20.1s"`` or ``"10 epochs read from disk, nothing trained"``."""
+        last, done = self.cfg.last_epoch, len(self.state.history)
+        before = min(first_epoch, done)  # epochs that existed before this call
+        disk = min(before, self.epochs_from_disk)
+        parts = []
+        if disk:
+            parts.append(f"{_epochs_text(0, disk - 1)} read from disk")
+        if before > disk:
+            parts.append(f"{_epochs_text(disk, before - 1)} trained earlier in this process")
+        if first_epoch <= last:
+            trained = last - first_epoch + 1
+            what = (f"{trained} epoch{'s' if trained > 1 else ''}" if not parts
+                    else _epochs_text(first_epoch, last))
+            parts.append(f"{what} trained in {seconds:.1f}s")
+        else:
+            parts.append("nothing trained")
+        return ", ".join(parts)
+
+    # ------------------------------------------------------------------ the folder lock
+    def close(self) -> None:
+        """Release the folder lock (and a process group this run started). The model, state
+        and data stay usable in memory (:meth:`evaluate`, :meth:`step` on one process);
+        :meth:`fit` refuses. Idempotent."""
+        if self._closer is not None:
+            self._closer()
+
+    def __enter__(self) -> "Run":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# ----------------------------------------------------------------------------- build, fit
+def build_run(cfg: TrainConfig | dict, criterion: torch.nn.Module | None = None, *,
+              arm: str | None = None) -> Run:
+    """Build a run: validate everything, lock the folder, build data, model, training state
+    (restored from ``checkpoint.pt`` when resuming), loss and batches, and return the
+    :class:`Run` (``.fit()``, ``.step(batch)``, ``.evaluate()``).
 
     Everything is validated before the first step: the config values, the out_dir (created,
     writable, not used by another run), the data root layout (the dataset classes raise), the
     weights file (architecture checked key by key), the device, a checkpoint to resume from
     (format and config).
 
+    Args:
+        cfg: a :class:`TrainConfig` or a dict of its fields.
+        criterion: the loss to train with instead of :func:`build_criterion` ``(cfg)``: any
+            module with ``forward_parts(logits (N, C), features (N, D), observed (N, C), epoch)
+            -> LossParts``. The config's loss fields then only label the run; a run folder (and
+            its resume check) knows only the config, so give such a run its own ``out_dir``.
+        arm: the run's name in its log lines; default :func:`arm_label` ``(cfg)``, or for a
+            passed-in loss its class name.
+
+    Raises:
+        ValueError: bad config / data / weights / resume mismatch. TypeError: a ``criterion``
+        without ``forward_parts``. FileNotFoundError: missing files, or resume on a folder whose
+        checkpoint was deleted. OSError: out_dir not writable. RuntimeError: another run holds
+        out_dir.
+    """
+    cfg = cfg if isinstance(cfg, TrainConfig) else TrainConfig.from_dict(cfg)
+    cfg.validate()
+    if criterion is not None and not callable(getattr(criterion, "forward_parts", None)):
+        raise TypeError(f"criterion must have forward_parts(logits, features, observed, epoch) "
+                        f"-> LossParts (like CLMLLoss); got {type(criterion).__name__}")
+    if arm is None:
+        arm = arm_label(cfg) if criterion is None else (
+            f"{type(criterion).__name__} (loss passed in)")
+    info = init_distributed(cfg.device)
+    lock = None
+    try:
+        out_dir = cfg.path("out_dir")
+        if info.is_main:
+            check_out_dir(out_dir)
+            lock = RunLock(out_dir, log=print)
+            lock.acquire()
+        run = _setup(cfg, info, out_dir, criterion, arm)
+    except BaseException:
+        _release(lock, info)
+        raise
+    run._closer = weakref.finalize(run, _release, lock, info)
+    return run
+
+
+def fit(cfg: TrainConfig | dict) -> dict[str, Any]:
+    """Train (or resume) one run and return the ``summary`` block of ``metrics.json``:
+    ``build_run(cfg).fit()``, the folder lock released at the end.
+
+    Args:
+        cfg: a :class:`TrainConfig` or a dict of its fields.
+
     Returns:
         dict with ``selected_epoch, selected_model, val_mAP, test_mAP, best_test_mAP,
         best_test_epoch, best_test_model, optimism_gap, finished, epochs_run``.
 
     Raises:
-        ValueError: bad config / data / weights / resume mismatch. FileNotFoundError: missing
-        files, or resume on a folder whose checkpoint was deleted. OSError: out_dir not writable.
-        RuntimeError: another run holds out_dir; non-finite loss or logits (a divergence: epoch,
+        as :func:`build_run`, and RuntimeError: non-finite loss or logits (a divergence: epoch,
         step and learning rate named).
     """
-    cfg = cfg if isinstance(cfg, TrainConfig) else TrainConfig.from_dict(cfg)
-    cfg.validate()
-    info = init_distributed(cfg.device)
-    try:
-        out_dir = cfg.path("out_dir")
-        if not info.is_main:
-            return _fit(cfg, info, out_dir)
-        check_out_dir(out_dir)
-        with RunLock(out_dir, log=print):
-            return _fit(cfg, info, out_dir)
-    finally:
-        cleanup(info)
+    with build_run(cfg) as run:
+        return run.fit()
 
 
-def _setup(cfg: TrainConfig, info: DistInfo, out_dir: Path) -> tuple[_Run, dict | None]:
+def _setup(cfg: TrainConfig, info: DistInfo, out_dir: Path, criterion: torch.nn.Module | None,
+           arm: str) -> Run:
     """Data, model, state (restored from the checkpoint when resuming), loss and batches."""
     log = print if info.is_main and cfg.verbose else (lambda *a, **k: None)
     if cfg.batch_size % info.world_size:
@@ -391,55 +710,16 @@ def _setup(cfg: TrainConfig, info: DistInfo, out_dir: Path) -> tuple[_Run, dict 
         net = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[info.device.index] if info.device.type == "cuda" else None)
     eval_bs = max(per_rank_batch, 1) * 2
-    run = _Run(cfg=cfg, info=info, data=data, state=state, criterion=build_criterion(cfg),
+    return Run(cfg=cfg, info=info, data=data, state=state,
+               criterion=build_criterion(cfg) if criterion is None else criterion,
                net=net, sampler=sampler, n_steps=n_steps,
                val=_eval_batches(data, "val", eval_bs, cfg, info),
-               test=_eval_batches(data, "test", eval_bs, cfg, info), out_dir=out_dir, log=log)
-    return run, ckpt
+               test=_eval_batches(data, "test", eval_bs, cfg, info), out_dir=out_dir, arm=arm,
+               epochs_from_disk=0 if ckpt is None else int(ckpt["epoch"]) + 1,
+               replaces_results=ckpt is None and (out_dir / CHECKPOINT_NAME).exists(), log=log)
 
 
-def _fit(cfg: TrainConfig, info: DistInfo, out_dir: Path) -> dict[str, Any]:
-    t_start = time.time()
-    run, ckpt = _setup(cfg, info, out_dir)
-    first_epoch = run.state.epoch + 1
-    if ckpt is not None:
-        run.log(f"[clml] resuming {out_dir} after epoch {ckpt['epoch']}")
-    elif (out_dir / CHECKPOINT_NAME).exists():
-        run.log(f"[clml] resume=False: starting over, the results in {out_dir} will be "
-                "replaced when the first epoch ends")
-    run.log(f"[clml] {cfg.dataset} {cfg.setting}: train {len(run.data.train)}, val "
-            f"{len(run.data.val)}, test {len(run.data.test)} images, {len(run.data.classes)} "
-            f"classes; {cfg.backbone}, {run.n_steps} steps/epoch x "
-            f"{cfg.last_epoch + 1 - first_epoch} epochs on {info.device}"
-            f"{f' x {info.world_size} ranks' if info.distributed else ''}")
-    barrier(info)
-    for epoch in range(first_epoch, cfg.last_epoch + 1):
-        t0 = time.time()
-        reseed(seed_for(cfg.seed, epoch, info.rank))
-        rec = _train_epoch(run, epoch)
-        entry, scores = _evaluate_epoch(run, epoch, rec)
-        entry["time_s"] = time.time() - t0
-        run.state.history.append(entry)
-        run.state.epoch = epoch
-        if info.is_main:
-            _write_epoch(run, scores)
-            _log_epoch(run, entry)
-        barrier(info)
-
-    state = run.state
-    summary = summarize(state.history, cfg.last_epoch)
-    if info.is_main:  # once more: covers a resume that had nothing left to train
-        atomic_write_json(out_dir / METRICS_NAME, _metrics_doc(cfg, run.data, state))
-        print(f"[clml] {cfg.dataset} {cfg.setting} {cfg.base_loss}"
-              f"{' +CLML' if cfg.use_clml else ''} seed {cfg.seed}: "
-              f"{summary['epochs_run']} epochs in {time.time() - t_start:.1f}s; selected epoch "
-              f"{summary['selected_epoch']} ({summary['selected_model']}) val mAP "
-              f"{summary['val_mAP']:.2f} -> test mAP {summary['test_mAP']:.2f}; best-on-test "
-              f"{summary['best_test_mAP']:.2f} (epoch {summary['best_test_epoch']}, "
-              f"{summary['best_test_model']}), optimism gap {summary['optimism_gap']:.2f}")
-    return summary
-
-
+# ----------------------------------------------------------------------------- one epoch
 def _step_error(err: ValueError, epoch: int, step: int, lr: float) -> Exception:
     """The loss's input check with the place it failed; a non-finite input is a divergence."""
     where = f"epoch {epoch} step {step} (lr {lr:.3g})"
@@ -449,13 +729,12 @@ def _step_error(err: ValueError, epoch: int, step: int, lr: float) -> Exception:
     return ValueError(f"training step failed at {where}: {err}")
 
 
-def _train_epoch(run: _Run, epoch: int) -> dict[str, Any]:
+def _train_epoch(run: Run, epoch: int) -> dict[str, Any]:
     """Train one epoch; returns ``{"lr", "steps", "train": loss means, "mined": quality}``."""
     cfg, info, state = run.cfg, run.info, run.state
     run.net.train()
     dev = info.device
-    gathering = info.distributed and cfg.ddp_gather
-    gather = (lambda t: all_gather_with_grad(t, info)) if gathering else None
+    gathering = run._gathering
     sums = torch.zeros(4, dtype=torch.float64, device=dev)  # total, base, low_rank, pairwise
     mined, seen, truths, base_mined = [], [], [], []  # per step: (N, C) bool masks
     bar = None
@@ -475,8 +754,7 @@ def _train_epoch(run: _Run, epoch: int) -> dict[str, Any]:
             observed, truth = all_gather_nograd(observed, info), all_gather_nograd(truth, info)
         lr = state.lr
         try:
-            parts = train_step(state, run.criterion, x, observed, epoch, amp=cfg.amp,
-                               model=run.net, gather=gather)
+            parts = run._train_step(x, observed, epoch)
         except ValueError as err:
             raise _step_error(err, epoch, step, lr) from err
         if (step % 25 == 0 or step == run.n_steps - 1) and not torch.isfinite(parts.total):
@@ -525,7 +803,7 @@ def _train_epoch(run: _Run, epoch: int) -> dict[str, Any]:
     return rec
 
 
-def _evaluate_epoch(run: _Run, epoch: int, rec: dict) -> tuple[dict, dict | None]:
+def _evaluate_epoch(run: Run, epoch: int, rec: dict) -> tuple[dict, dict | None]:
     """The epoch's metrics record (without time) and, when the epoch's model is the selected
     one, its per-image test scores (else None); appends the per-class APs to the state."""
     cfg, info = run.cfg, run.info
@@ -555,7 +833,7 @@ def _evaluate_epoch(run: _Run, epoch: int, rec: dict) -> tuple[dict, dict | None
     return entry, scores
 
 
-def _write_epoch(run: _Run, scores: dict | None) -> None:
+def _write_epoch(run: Run, scores: dict | None) -> None:
     """test_scores.pt (if the selection moved here), checkpoint.pt, config.json, metrics.json."""
     out_dir, cfg, state = run.out_dir, run.cfg, run.state
     if scores is not None:
@@ -568,7 +846,7 @@ def _write_epoch(run: _Run, scores: dict | None) -> None:
     atomic_write_json(out_dir / METRICS_NAME, _metrics_doc(cfg, run.data, state))
 
 
-def _log_epoch(run: _Run, entry: dict) -> None:
+def _log_epoch(run: Run, entry: dict) -> None:
     cfg = run.cfg
     m = entry["mined"]
     mined_txt = (f" mined {m['count']} (P {_fmt(m['precision'])} R {_fmt(m['recall'])})"
