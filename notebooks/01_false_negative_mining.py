@@ -401,7 +401,8 @@ assert all(b < a for a, b in zip(multi_keep, multi_keep[1:]))  # the more labels
 # divided by its score under full labels, should be about the keep rate of its image.
 
 # %%
-# NBVAL_IGNORE_OUTPUT: the features come from the trained CNN, whose last bits depend on the CPU's
+# NBVAL_IGNORE_OUTPUT
+# the features come from the trained CNN, whose last bits depend on the CPU's
 # float kernels, and the ratios move by a few hundredths between CPUs; the asserts check what the
 # text below says, on every CPU
 with torch.no_grad():

@@ -640,7 +640,8 @@ print(
 )
 
 # %%
-# NBVAL_IGNORE_OUTPUT: 300 gradient steps carry the last bits of the CPU's float kernels into the
+# NBVAL_IGNORE_OUTPUT
+# 300 gradient steps carry the last bits of the CPU's float kernels into the
 # printed angles (a few tenths of a degree apart between CPUs); the assert checks the claim
 X = X3.clone().requires_grad_(True)
 opt = torch.optim.SGD([X], lr=0.5)
@@ -729,7 +730,8 @@ def run_raw(delta, steps=300, lr=0.3):
     return torch.tensor(norms), pairwise_angles(X.detach(), Y3)  # (steps + 1, C), final angles
 
 
-# NBVAL_IGNORE_OUTPUT: 300 gradient steps carry the last bits of the CPU's float kernels into the
+# NBVAL_IGNORE_OUTPUT
+# 300 gradient steps carry the last bits of the CPU's float kernels into the
 # printed norms (a few hundredths apart between CPUs); the asserts check the claims made below
 runs = {d: run_raw(d) for d in (0.0, 1.0, 3.0)}
 for d, (norms, ang) in runs.items():

@@ -303,7 +303,8 @@ def descend(delta, steps=500, lr=0.01):
     return np.array(label_norms)
 
 
-# NBVAL_IGNORE_OUTPUT: 500 descent steps carry the last bits of the CPU's float kernels into the
+# NBVAL_IGNORE_OUTPUT
+# 500 descent steps carry the last bits of the CPU's float kernels into the
 # end values (0.053 or 0.054, 0.998 or 1.000 on different CPUs); the assert checks the claims
 runs = {d: descend(d) for d in (0.0, 1.0)}
 for d, norms in runs.items():

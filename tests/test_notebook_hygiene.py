@@ -332,3 +332,19 @@ def test_written_solution_02_3_matches_the_toy_batch():
         assert j == 1 and f"$q_{{01}}={q:.3f}$ at $T={T:g}$" in section, (T, j, q)
     assert TOY_LABELS[1][0] == TOY_LABELS[0][0] == 1  # image 1 shares label A with anchor 0
     assert "*positive* of anchor 0" in section and "hard negative" not in section
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_nbval_markers_are_bare_lines(path):
+    """nbval honours a marker only as a whole comment line (`# NBVAL_IGNORE_OUTPUT`): a marker
+    followed by more text on its line is silently ignored and the cell compared after all."""
+    from nbval.plugin import comment_markers
+
+    for i, cell in enumerate(_code_cells(_read(path))):
+        for line in cell.source.splitlines():
+            if "NBVAL_" in line and line.strip().startswith("#"):
+                marker = line.strip().lstrip("#").strip()
+                assert marker in comment_markers, (
+                    f"{path.name} code cell {i}: {line.strip()!r} is not a bare nbval marker "
+                    "(put the explanation on the next line)"
+                )
