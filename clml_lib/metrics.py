@@ -170,6 +170,41 @@ def mean_average_precision(
     return float(100.0 * np.nanmean(ap)), 100.0 * ap
 
 
+def chance_map(targets) -> float:
+    r"""Expected mAP (in %) of scores that carry no information (a uniformly random ranking).
+
+    For a class with $P$ positives among $N$ images, the AP of a random ranking has the exact
+    expectation $E[\mathrm{AP}] = H_N/N + \frac{P-1}{N(N-1)}\,(N - H_N)$, with $H_N$ the N-th
+    harmonic number (from $E[x_k \sum_{i\le k} x_i] = P/N + (k-1)P(P-1)/(N(N-1))$ for the
+    indicator $x_k$ of a positive at rank $k$); about the prevalence $P/N$ for large $N$. The
+    chance mAP is the mean over the classes that have a positive (``empty='skip'``, as the engine
+    scores the test split). Every mAP table states it, so that a number can be read against it.
+
+    Args:
+        targets: (N, C) ground truth in {0, 1}, N >= 2.
+
+    Returns:
+        Expected mAP in [0, 100].
+
+    Raises:
+        ValueError: not a 2-D 0/1 matrix, fewer than 2 images, or no class with a positive.
+    """
+    t = _as_float64("targets", targets)
+    if t.ndim != 2:
+        raise ValueError(f"targets must be 2-D (N, C), got shape {t.shape}")
+    check_label_codes(t, "targets")
+    n = t.shape[0]
+    if n < 2:
+        raise ValueError(f"chance_map needs at least 2 images, got {n}")
+    pos = t.sum(axis=0)  # (C,)
+    pos = pos[pos > 0]
+    if pos.size == 0:
+        raise ValueError("no class has a positive target: chance mAP is undefined")
+    h_n = float(np.sum(1.0 / np.arange(1, n + 1)))
+    ap = h_n / n + (pos - 1) / (n * (n - 1)) * (n - h_n)  # (C',)
+    return float(100.0 * ap.mean())
+
+
 def threshold_metrics(
     scores, targets, threshold: float = 0.5, empty: str = "raise"
 ) -> dict[str, float]:

@@ -16,6 +16,10 @@ one seed share all of these, so their difference $g_s = \mathrm{mAP}^{+CLML}_s -
   states how much the gain depends on which test images were drawn.
 * :func:`verdict`: follows from the t interval: "CLML better" (lower bound > 0), "CLML worse"
   (upper bound < 0), else "no difference detected".
+* :func:`margin_verdict`: the practical verdict, from the same interval read against 0 and against
+  a smallest effect of interest $\delta$ declared before the runs (a grid's
+  ``smallest_effect``): is the change large enough to matter, and in which direction
+  (:data:`MARGIN_VERDICTS`; docs/evaluation.md explains the categories).
 
 The mAP recomputed here is :func:`clml_lib.metrics.mean_average_precision` with
 ``ties='group'`` and ``empty='skip'`` (as the engine scores the test split), computed for many
@@ -34,6 +38,23 @@ from .checks import check_label_codes
 
 #: Verdict texts, in the order better / worse / undecided / too few seeds.
 VERDICTS = ("CLML better", "CLML worse", "no difference detected", "n/a (fewer than 2 seeds)")
+
+
+#: Smallest effect of interest $\delta$ in mAP points when a grid declares none.
+DEFAULT_SMALLEST_EFFECT = 0.5
+
+#: Practical verdicts of :func:`margin_verdict`, keyed by a short code.
+MARGIN_VERDICTS = {
+    "better_big": "better by at least δ",
+    "better_small": "better, by less than δ",
+    "better": "better (by more or less than δ: undecided)",
+    "within": "within ±δ (no change that matters)",
+    "worse_small": "worse, by less than δ",
+    "worse_big": "worse by at least δ",
+    "worse": "worse (by more or less than δ: undecided)",
+    "inconclusive": "inconclusive (more seeds needed)",
+    "na": "n/a (fewer than 2 seeds)",
+}
 
 
 @dataclass(frozen=True)
@@ -98,6 +119,45 @@ def verdict(interval: Interval) -> str:
     if interval.hi < 0:
         return VERDICTS[1]
     return VERDICTS[2]
+
+
+def margin_code(interval: Interval, delta: float) -> str:
+    r"""The key of :data:`MARGIN_VERDICTS` for a gain interval $[l, h]$ and a margin $\delta > 0$.
+
+    * $l \ge \delta$: better by at least δ; $0 < l$ and $h < \delta$: better, by less than δ;
+      $0 < l < \delta \le h$: better, size undecided (and the mirror images for worse);
+    * $-\delta < l \le 0 \le h < \delta$: within ±δ (an equivalence claim at the interval's
+      level);
+    * otherwise (the interval holds 0 and reaches past +δ or -δ): inconclusive.
+
+    Args:
+        interval: mean gain with its two-sided interval (e.g. :func:`paired_t_interval`).
+        delta: smallest effect of interest δ (> 0, finite), in the gain's units (mAP points).
+
+    Raises:
+        ValueError: ``delta`` not a finite number > 0.
+    """
+    if isinstance(delta, bool) or not isinstance(delta, (int, float)) \
+            or not math.isfinite(delta) or delta <= 0:
+        raise ValueError(f"the smallest effect of interest must be a finite number > 0, "
+                         f"got {delta!r}")
+    lo, hi = interval.lo, interval.hi
+    if lo is None or hi is None:
+        return "na"
+    if lo > 0:
+        return "better_big" if lo >= delta else ("better_small" if hi < delta else "better")
+    if hi < 0:
+        return "worse_big" if hi <= -delta else ("worse_small" if lo > -delta else "worse")
+    if lo > -delta and hi < delta:
+        return "within"
+    return "inconclusive"
+
+
+def margin_verdict(interval: Interval, delta: float = DEFAULT_SMALLEST_EFFECT) -> str:
+    r"""The practical verdict text for ``interval`` against 0 and ±δ (see :func:`margin_code`),
+    with δ written out, e.g. ``"within ±0.5 (no change that matters)"``."""
+    text = MARGIN_VERDICTS[margin_code(interval, delta)]
+    return text.replace("δ", f"{delta:g}")
 
 
 class _SortedScores:
@@ -220,4 +280,7 @@ def paired_bootstrap(
     return Interval(float(np.mean(observed)), float(lo), float(hi), len(arms))
 
 
-__all__ = ["Interval", "VERDICTS", "paired_t_interval", "paired_bootstrap", "verdict"]
+__all__ = [
+    "DEFAULT_SMALLEST_EFFECT", "Interval", "MARGIN_VERDICTS", "VERDICTS", "margin_code",
+    "margin_verdict", "paired_t_interval", "paired_bootstrap", "verdict",
+]

@@ -165,6 +165,40 @@ def test_errors_are_reported(coco_root, tmp_path, capsys):
     assert info.value.code == 2
 
 
+def test_recipe_choice(coco_root, tmp_path, capsys):
+    ds = CocoMultiLabel(coco_root, "train")
+    base = ["--dataset", "coco", "--root", str(coco_root), "--setting", "40left", "--seed", "4"]
+    out = tmp_path / "per_image.txt"
+    assert main([*base, "--out", str(out), "--recipe", "per_image"]) == 0
+    assert "(40left, seed 4, recipe per_image, nested=False)" in capsys.readouterr().out
+    assert torch.equal(read_label_list(out, 80)[1], simulate_missing(ds.labels, "40left", 4))
+    for flag, nested in (([], True), (["--nested"], True), (["--no-nested"], False)):
+        out = tmp_path / f"global_{len(flag)}_{nested}.txt"
+        assert main([*base, "--out", str(out), "--recipe", "global_quota", *flag]) == 0
+        printed = capsys.readouterr().out
+        assert f"(40left, seed 4, recipe global_quota, nested={nested})" in printed
+        expected = simulate_missing(ds.labels, "40left", 4, recipe="global_quota", nested=nested)
+        assert torch.equal(read_label_list(out, 80)[1], expected)
+    stats = prepare(
+        "coco", coco_root, "40left", 4, tmp_path / "f.txt", recipe="global_quota", verbose=False
+    )
+    assert stats.observed_positives == round(0.4 * stats.positives)
+    # --nested / --no-nested mean nothing for the per-image recipe: a usage error, nothing written
+    for flag in ("--nested", "--no-nested"):
+        out = tmp_path / "refused.txt"
+        with pytest.raises(SystemExit) as info:
+            main([*base, "--out", str(out), flag])
+        err = capsys.readouterr().err
+        assert info.value.code == 2 and not out.exists()
+        assert f"{flag} is an option of --recipe global_quota only" in err
+    with pytest.raises(SystemExit) as info:
+        main([*base, "--out", str(tmp_path / "x.txt"), "--recipe", "quota"])
+    assert info.value.code == 2 and "invalid choice: 'quota'" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="nested=True is an option of recipe='global_quota'"):
+        prepare("coco", coco_root, "40left", 4, tmp_path / "y.txt", nested=True, verbose=False)
+    assert not (tmp_path / "y.txt").exists()
+
+
 def test_all_missing_files_listed_then_fail(tmp_path, capsys):
     root = make_coco_tree(tmp_path / "coco", num_train=6, num_val=2, image_size=16)
     images = sorted((root / "train2014").glob("*.jpg"))

@@ -226,3 +226,28 @@ def test_official_style_gradient_is_divided_by_the_loss_scale():
         plain, _grad_after(lambda z, y: low_rank_loss(z, y), False), rtol=1e-5, atol=1e-7
     )
     torch.testing.assert_close(scaled, plain / 2.0**16, rtol=1e-5, atol=1e-12)
+
+
+def test_splc_reports_its_own_corrections_and_the_loss_uses_exactly_them():
+    from clml_lib.losses import CLMLLoss, SPLCLoss
+
+    torch.manual_seed(0)
+    logits = torch.randn(16, 5, dtype=torch.float64) * 3  # (N, C)
+    labels = (torch.rand(16, 5) < 0.3).double()
+    splc = SPLCLoss(tau=0.7, start_epoch=1)
+    assert not splc.own_corrections(logits, labels, epoch=0).any()  # before start_epoch
+    mask = splc.own_corrections(logits, labels, epoch=1)
+    assert torch.equal(mask, (labels == 0) & (torch.sigmoid(logits) > 0.7)) and mask.any()
+    # the loss at epoch 1 equals the epoch-0 loss (no correction) on the corrected targets,
+    # except that SPLC's margin applies to observed positives only
+    s = torch.where(labels == 1, logits - splc.margin, logits)
+    y = torch.where(mask, torch.ones_like(labels), labels)
+    p = torch.sigmoid(s)
+    pt = y * (1 - p) + (1 - y) * p
+    ce = -(y * torch.nn.functional.logsigmoid(s) + (1 - y) * torch.nn.functional.logsigmoid(-s))
+    assert splc(logits, labels, 1).item() == pytest.approx((pt ** 2 * ce).sum().item(), rel=1e-12)
+    # CLMLLoss passes the mask on; BCE has no correction of its own
+    feats = torch.randn(16, 4, dtype=torch.float64)
+    parts = CLMLLoss("SPLC", lambda_=1.0).forward_parts(logits, feats, labels, epoch=1)
+    assert torch.equal(parts.base_mined, mask)
+    assert CLMLLoss("BCE").forward_parts(logits, feats, labels, epoch=1).base_mined is None

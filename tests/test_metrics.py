@@ -178,3 +178,26 @@ def test_threshold_metrics_bad_input():
         threshold_metrics(np.full((2, 2), 0.5), t, threshold=1.5)
     with pytest.raises(ValueError, match="ties must be"):
         mean_average_precision(np.zeros((2, 2)), t, ties="random")
+
+
+def test_chance_map_is_the_expected_map_of_random_rankings():
+    from clml_lib.metrics import chance_map
+
+    rng = np.random.default_rng(3)
+    targets = (rng.random((40, 5)) < np.array([0.05, 0.2, 0.5, 0.8, 0.3])).astype(float)
+    targets[0] = 1.0  # every class has a positive
+    # exact formula against the mean over random rankings scored by the library's own mAP
+    draws = [mean_average_precision(rng.random(targets.shape), targets)[0] for _ in range(4000)]
+    mc, se = np.mean(draws), np.std(draws) / np.sqrt(len(draws))
+    assert abs(chance_map(targets) - mc) < 4 * se
+    # enumeration for a tiny case: N = 3, one positive -> E[AP] = (1 + 1/2 + 1/3) / 3
+    one = np.array([[1.0], [0.0], [0.0]])
+    assert chance_map(one) == pytest.approx(100 * (1 + 1 / 2 + 1 / 3) / 3, abs=1e-12)
+    # a class that is always positive has AP 1 whatever the ranking
+    assert chance_map(np.ones((7, 1))) == pytest.approx(100.0, abs=1e-12)
+    # classes without a positive are left out, as the engine scores the test split
+    assert chance_map(np.c_[one, np.zeros((3, 1))]) == pytest.approx(chance_map(one))
+    for bad, msg in ((np.zeros((4, 2)), "no class"), (np.ones((1, 2)), "at least 2"),
+                     (np.full((3, 2), 2.0), ""), (np.ones(3), "2-D")):
+        with pytest.raises(ValueError, match=msg):
+            chance_map(bad)

@@ -166,7 +166,7 @@ def test_papermill_parameter_names_are_validated_inside_the_notebook_too(tmp_pat
 
 
 # --------------------------------------------------------------------------- run folders
-def _fake_run(run, test_map, best_map, mined=(0, 0, 10), scores=None):
+def _fake_run(run, test_map, best_map, mined=(0, 0, 10), scores=None, base_mined=None):
     run.run_dir.mkdir(parents=True, exist_ok=True)
     summary = {"selected_epoch": 1, "selected_model": "ema", "val_mAP": 50.0,
                "test_mAP": test_map, "best_test_mAP": best_map, "best_test_epoch": 1,
@@ -177,6 +177,12 @@ def _fake_run(run, test_map, best_map, mined=(0, 0, 10), scores=None):
                                      "precision": true / count if count else None,
                                      "recall": true / missing if missing else None}}
               for e in range(2)]
+    if base_mined is not None:  # a base loss with its own correction (SPLC)
+        bc, bt, bm = base_mined
+        for e in epochs:
+            e["base_mined"] = {"count": bc, "true": bt, "missing": bm,
+                               "precision": bt / bc if bc else None,
+                               "recall": bt / bm if bm else None}
     doc = {"config": run.config.to_dict(), "epochs": epochs, "summary": summary}
     run.metrics_path.write_text(json.dumps(doc))
     if scores is not None:
@@ -259,7 +265,7 @@ def test_collation_intervals_verdicts_bootstrap_and_mined_labels(tmp_path):
     clml = [51.0, 53.5, 55.2]
     assert f"| 3 | 52.00 ± 2.00 | {statistics.fmean(clml):.2f} ± {statistics.stdev(clml):.2f} | " \
         f"{iv.text()} |" in row
-    assert iv.lo > 0 and "| CLML better |" in row
+    assert iv.lo >= 0.5 and "| better by at least 0.5 |" in row  # the grid's default delta
     add_bootstrap(c, n_boot=200)  # what collate computed (seeded)
     assert c.bootstrap is not None and c.bootstrap.lo < c.bootstrap.mean < c.bootstrap.hi
     assert c.bootstrap.mean > 0  # the +CLML scores separate the labels better
@@ -283,6 +289,44 @@ def test_collation_without_scores_or_mining_says_so(tmp_path):
         in row
     assert "| +1.2 (MS-COCO) |" in text
     assert "No label was mined in any epoch at τ = 0.75" in text
+
+
+def test_collation_reads_the_grid_delta_the_ceiling_the_chance_level_and_splc_mining(tmp_path):
+    grid_file = _write_grid(tmp_path / "g.yaml", axes={"use_clml": [False, True]},
+                            seeds=[0, 1, 2], smallest_effect=1.5, set={"base_loss": "SPLC"})
+    grid = load_grid(grid_file, out=tmp_path / "runs")
+    assert grid.smallest_effect == 1.5
+    labels = (torch.rand(50, 4, generator=torch.Generator().manual_seed(1)) < 0.4).float()
+    labels[0] = 1.0
+    for run in grid.runs:  # gains +1.0, +1.5, +1.2: better, not surely by delta = 1.5
+        m = 50.0 + run.seed + ({0: 1.0, 1: 1.5, 2: 1.2}[run.seed] if run.config.use_clml else 0)
+        _fake_run(run, m, m, mined=(4, 2, 10), base_mined=(20, 15, 30),
+                  scores=(torch.randn(50, 4), labels))
+    text = collate(grid, n_boot=200)[2]
+    row = next(line for line in text.splitlines() if line.startswith("| teaching / 40left / SPLC"))
+    iv = paired_t_interval([1.0, 1.5, 1.2])
+    assert 0 < iv.lo < 1.5 <= iv.hi
+    assert "| better (by more or less than 1.5: undecided) |" in row and "verdict (δ = 1.5)" in text
+    assert "20.0 per run (75 % / 50 %) / +CLML arm 20.0 per run (75 % / 50 %)" in row
+    assert "the base loss's own correction, baseline arm: epoch 0: 20.0 per run (75 % / 50 %)" \
+        in text
+    from clml_lib.metrics import chance_map
+    assert f"**{chance_map(labels.numpy()):.2f}**" in text
+    # a grid without a +CLML arm (the full-label ceiling): its own table, no gain rows
+    ceiling = load_grid(_write_grid(tmp_path / "c.yaml", axes={"setting": ["full"]},
+                                    set={"use_clml": False}, seeds=[0, 1]),
+                        out=tmp_path / "runs")
+    for run, v in zip(ceiling.runs, (88.0, 90.0)):
+        _fake_run(run, v, v + 0.5)
+    md, png, text = collate(ceiling)
+    assert png is None and "## Runs without a +CLML arm" in text
+    ci = paired_t_interval([88.0, 90.0])
+    assert f"| teaching / full / BCE | 2 | 89.00 ± 1.41 | [{ci.lo:.2f}, {ci.hi:.2f}] | " \
+        "89.50 ± 1.41 |" in text
+    assert "## Result (val-selected)" not in text
+    bad = _write_grid(tmp_path / "bad.yaml", smallest_effect=-1)
+    with pytest.raises(GridError, match="smallest_effect"):
+        load_grid(bad, out=tmp_path / "runs")
 
 
 # --------------------------------------------------------------------------- papermill runs

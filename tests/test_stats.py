@@ -10,7 +10,10 @@ import pytest
 from scipy import stats as sps
 
 from clml_lib.metrics import mean_average_precision
-from clml_lib.stats import VERDICTS, Interval, paired_bootstrap, paired_t_interval, verdict
+from clml_lib.stats import (
+    MARGIN_VERDICTS, VERDICTS, Interval, margin_code, margin_verdict, paired_bootstrap,
+    paired_t_interval, verdict,
+)
 from clml_lib.stats import _SortedScores
 
 
@@ -53,6 +56,39 @@ def test_verdict_follows_the_interval():
     assert verdict(Interval(0.1, -0.2, 0.4, 5)) == "no difference detected"
     assert verdict(Interval(0.1, 0.0, 0.4, 5)) == "no difference detected"  # 0 inside: undecided
     assert Interval(0.25, -0.05, 0.55, 3).text() == "+0.25 [-0.05, +0.55]"
+
+
+@pytest.mark.parametrize("lo, hi, code", [
+    (0.6, 1.2, "better_big"), (0.5, 0.9, "better_big"),  # lower bound at or past +delta
+    (0.1, 0.4, "better_small"), (0.1, 0.7, "better"),
+    (-1.2, -0.6, "worse_big"), (-0.9, -0.5, "worse_big"),
+    (-0.4, -0.1, "worse_small"), (-0.7, -0.1, "worse"),
+    (-0.3, 0.4, "within"), (0.0, 0.45, "within"), (-0.45, 0.0, "within"),
+    (-0.2, 0.6, "inconclusive"), (-0.8, 0.1, "inconclusive"), (-1.0, 1.0, "inconclusive"),
+])
+def test_margin_verdict_reads_the_interval_against_zero_and_delta(lo, hi, code):
+    iv = Interval((lo + hi) / 2, lo, hi, 10)
+    assert margin_code(iv, 0.5) == code
+    assert margin_verdict(iv, 0.5) == MARGIN_VERDICTS[code].replace("δ", "0.5")
+    # the sign-only verdict never contradicts the practical one
+    sign = verdict(iv)
+    if code.startswith("better"):
+        assert sign == "CLML better"
+    elif code.startswith("worse"):
+        assert sign == "CLML worse"
+    else:
+        assert sign == "no difference detected"
+
+
+def test_margin_verdict_scales_with_delta_and_refuses_bad_delta():
+    iv = Interval(0.3, 0.1, 0.5, 10)
+    assert margin_code(iv, 0.05) == "better_big" and margin_code(iv, 1.0) == "better_small"
+    assert margin_code(Interval(0.3, None, None, 1), 0.5) == "na"
+    within = margin_verdict(Interval(0.0, -0.1, 0.1, 4), 0.25)
+    assert within == "within ±0.25 (no change that matters)"
+    for bad in (0, -0.5, math.nan, math.inf, "0.5", True):
+        with pytest.raises(ValueError, match="smallest effect of interest"):
+            margin_code(iv, bad)
 
 
 # ----------------------------------------------------------------------------- weighted mAP

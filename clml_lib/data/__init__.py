@@ -3,7 +3,8 @@
 * Label lists of the reference splits: :func:`read_label_list`, :func:`write_label_list`
   (never overwrites without ``overwrite=True``), :func:`check_image_names`.
 * COCO instances files, validated: :func:`read_coco_instances`.
-* Missing-label simulation and encodings: :func:`simulate_missing`, :func:`split_stats`,
+* Missing-label simulation and encodings: :func:`simulate_missing` (recipes :data:`RECIPES`; the
+  per-image counts :func:`keep_counts`), :func:`split_stats`,
   :func:`to_unknown_encoding`, :func:`to_assume_negative` (losses take 1/0 observed labels).
 * Datasets, each with ``.classes``, ``.labels`` (N, C) and ``(image, labels)`` items:
   :class:`CocoMultiLabel`, :class:`VOCMultiLabel`, :class:`NusWideMultiLabel`,
@@ -24,9 +25,13 @@ from .coco import CocoInstances, CocoMultiLabel, read_coco_instances
 from .images import MissingFilesError, load_image
 from .labels import check_image_names, read_label_list, write_label_list
 from .missing import (
+    RECIPES,
     SETTINGS,
     UNKNOWN,
     SplitStats,
+    check_recipe,
+    keep_counts,
+    keep_rate,
     simulate_missing,
     split_stats,
     to_assume_negative,
@@ -60,9 +65,13 @@ __all__ = [
     "load_image",
     "read_label_list",
     "write_label_list",
+    "RECIPES",
     "SETTINGS",
     "UNKNOWN",
     "SplitStats",
+    "check_recipe",
+    "keep_counts",
+    "keep_rate",
     "simulate_missing",
     "split_stats",
     "to_assume_negative",

@@ -1,11 +1,14 @@
 """Missing-label simulation, split statistics and the two label encodings.
 
-Protocol (docs/method.md §3.1, docs/evaluation.md §1.4 and §4): the reference splits were made
-from the full COCO labels by randomly dropping *positive* labels while every image keeps at least
-one:
-241,035 -> 181,422 (75% left) -> 96,251 (40% left) positives over 82,081 images, plus a
-single-positive split. The generating script and seed were never released, and the released
-files are not nested. ``simulate_missing`` rebuilds the recipe, seeded, and by default nested.
+Protocol (docs/method.md §3.1, docs/evaluation.md §1.4 and §4): the released COCO-2014 split
+files were made from the full labels by dropping *positive* labels image by image. An image with
+n positives keeps exactly ``floor(n/5) + 1`` of them in the 40 % file, ``floor(n/2) + 1`` in the
+75 % file and 1 in the single-label file, a uniform random choice within the image; the three
+files were drawn independently (not nested). Over 82,081 images that gives 241,035 -> 181,422
+(75.3 %) -> 96,251 (39.9 %) -> 82,081 positives. The generating script and seed were never
+released. ``simulate_missing`` rebuilds that recipe by default, seeded (``recipe='per_image'``,
+see :func:`keep_counts` for the rule at any ``NNleft``); ``recipe='global_quota'`` keeps an exact
+fraction of all positives instead, with at least one per image, nested across settings by default.
 
 Encodings of observed labels (N, C):
 
@@ -26,6 +29,7 @@ from __future__ import annotations
 import re
 import warnings
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Sequence
 
 import numpy as np
@@ -39,6 +43,18 @@ UNKNOWN = -1
 #: Named settings -> fraction of the positives kept (None: full; 0: single positive).
 SETTINGS: dict[str, float | None] = {"full": None, "75left": 0.75, "40left": 0.40, "single": 0.0}
 _LEFT = re.compile(r"(\d{1,2})left")
+
+#: The recipes of :func:`simulate_missing`; the first one is the default.
+RECIPES: tuple[str, ...] = ("per_image", "global_quota")
+
+#: Knots (f, g) of the per-image keep rate g(f) of :func:`keep_counts`, linear between knots:
+#: single (f = 0), the released 40 % and 75 % files, full (f = 1).
+KEEP_RATE_KNOTS: tuple[tuple[Fraction, Fraction], ...] = (
+    (Fraction(0), Fraction(0)),
+    (Fraction(2, 5), Fraction(1, 5)),
+    (Fraction(3, 4), Fraction(1, 2)),
+    (Fraction(1), Fraction(1)),
+)
 
 
 def _as_tensor(labels, what: str = "labels") -> torch.Tensor:
@@ -60,55 +76,207 @@ def _parse_setting(setting: str) -> float | None:
     )
 
 
+def _percent(frac: float) -> int:
+    """The kept fraction of a setting as an integer percent (settings are whole percents)."""
+    return int(round(frac * 100))
+
+
+def check_recipe(recipe: str, nested: bool | None) -> bool:
+    """Validate a ``(recipe, nested)`` pair of :func:`simulate_missing`; return the nesting used.
+
+    Args:
+        recipe: one of :data:`RECIPES`.
+        nested: None (the recipe's default) or a bool. Nesting is an option of the
+            ``'global_quota'`` recipe only (None means True there); ``'per_image'`` always
+            draws each setting independently and takes no ``nested``.
+
+    Returns:
+        Whether the settings are nested (always False for ``'per_image'``).
+
+    Raises:
+        ValueError: unknown recipe; ``nested`` not None or a bool; ``nested`` given with
+            ``recipe='per_image'``.
+    """
+    if recipe not in RECIPES:
+        raise ValueError(f"unknown recipe {recipe!r}: expected one of {list(RECIPES)}")
+    if nested is not None and not isinstance(nested, (bool, np.bool_)):
+        raise ValueError(f"nested must be None, True or False, got {nested!r}")
+    if recipe == "per_image":
+        if nested is not None:
+            raise ValueError(
+                f"nested={nested} is an option of recipe='global_quota' only: the per-image "
+                "recipe (the released files' recipe) always draws each setting independently; "
+                "leave nested unset or choose recipe='global_quota'"
+            )
+        return False
+    return True if nested is None else bool(nested)
+
+
+def keep_rate(setting: str) -> Fraction | None:
+    """The per-image keep rate g(f) of the ``'per_image'`` recipe, as an exact fraction.
+
+    g is linear between the knots :data:`KEEP_RATE_KNOTS` (f, g) = (0, 0), (0.40, 1/5),
+    (0.75, 1/2), (1, 1), with f the setting's fraction (``'single'``: f = 0)::
+
+        g(f) = f / 2                   for 0    <= f <= 0.40
+        g(f) = 1/5 + (6/7)(f - 0.40)   for 0.40 <= f <= 0.75
+        g(f) = 1/2 + 2 (f - 0.75)      for 0.75 <= f <= 1
+
+    so g(0.40) = 1/5 and g(0.75) = 1/2 give the released files' rules exactly, and g increases
+    with f.
+
+    Args:
+        setting: ``'full'``, ``'75left'``, ``'40left'``, ``'single'`` or ``'NNleft'``.
+
+    Returns:
+        g as a :class:`fractions.Fraction`, or None for ``'full'`` (everything kept).
+
+    Raises:
+        ValueError: unknown setting.
+    """
+    frac = _parse_setting(setting)
+    if frac is None:
+        return None
+    f = Fraction(_percent(frac), 100)
+    for (f0, g0), (f1, g1) in zip(KEEP_RATE_KNOTS, KEEP_RATE_KNOTS[1:]):
+        if f <= f1:
+            return g0 + (g1 - g0) * (f - f0) / (f1 - f0)
+    raise AssertionError(f"fraction {f} outside [0, 1]")  # _parse_setting allows 0..0.99 only
+
+
+def keep_counts(n_positives: np.ndarray | Sequence[int], setting: str) -> np.ndarray:
+    """How many of its n positives an image keeps under the ``'per_image'`` recipe.
+
+    ``k(n) = min(n, floor(n * g) + 1)`` for n >= 1 and ``k(0) = 0``, with g = :func:`keep_rate`
+    (exact integer arithmetic). The released COCO-2014 files follow it: 40left ``floor(n/5) + 1``
+    (n = 1-4 -> 1, 5-9 -> 2, 10-14 -> 3, ...), 75left ``floor(n/2) + 1`` (1 -> 1, 2-3 -> 2,
+    4-5 -> 3, ...), single 1; full keeps n. An image's kept fraction k(n)/n is 1 for a single
+    object and tends to g as n grows (k(n) > n g), so the kept fraction of all positives is
+    above g and depends on how many positives the images hold: on the released COCO-2014 labels
+    (2.94 per image) it is 0.399 at 40left and 0.753 at 75left, close to f there; elsewhere it is
+    not f in general.
+
+    Args:
+        n_positives: (N,) non-negative integer counts of positives per image.
+        setting: as in :func:`keep_rate`.
+
+    Returns:
+        int64 array (N,) of kept counts, ``0 <= k <= n``.
+
+    Raises:
+        ValueError: unknown setting; negative or non-integer counts; not 1-D.
+    """
+    n = np.asarray(n_positives)
+    if n.ndim != 1:
+        raise ValueError(f"n_positives must be 1-D (N,), got shape {n.shape}")
+    if n.size and (
+        not np.issubdtype(n.dtype, np.number)
+        or not np.all(np.isfinite(n))
+        or np.any(n != np.round(n))
+        or n.min() < 0
+    ):
+        raise ValueError(f"n_positives must hold non-negative integers, got {n.dtype} values")
+    n = n.astype(np.int64)
+    g = keep_rate(setting)
+    if g is None:
+        return n.copy()
+    k = (n * g.numerator) // g.denominator + 1  # floor(n * g) + 1, exact
+    return np.where(n > 0, np.minimum(n, k), 0)
+
+
 def simulate_missing(
-    labels: torch.Tensor | np.ndarray, setting: str, seed: int, nested: bool = True
+    labels: torch.Tensor | np.ndarray,
+    setting: str,
+    seed: int,
+    recipe: str = RECIPES[0],
+    nested: bool | None = None,
 ) -> torch.Tensor:
     """Drop positive labels at random to simulate a missing-label split (1/0 encoding).
 
-    Settings (the reference splits, docs/method.md §3.1):
+    Settings (the reference splits, docs/method.md §3.1): ``'full'`` (the labels unchanged, a
+    copy), ``'75left'`` / ``'40left'`` (any ``'NNleft'``, fraction f = NN/100) and ``'single'``
+    (f = 0).
 
-    * ``'full'``: the labels unchanged (a copy).
-    * ``'75left'`` / ``'40left'`` (or any ``'NNleft'``): keep ``round(f * P)`` of the P
-      positives overall (f = 0.75 / 0.40), with at least one per image.
-    * ``'single'``: exactly one positive per image.
+    Recipes:
 
-    Recipe: every positive (i, c) gets a uniform random key. Each image keeps its lowest-key
-    positive (its *single* label); the other positives are kept in increasing key order over
-    the whole matrix until ``round(f * P)`` positives are kept. Only positives are removed
-    (``observed <= labels``), never a label invented. Images without any positive are left
-    unchanged (all zeros: a split cannot keep what is not there). If ``round(f * P)`` is below
-    the number of non-empty images the at-least-one rule wins and a warning reports the
-    fraction actually kept.
+    * ``'per_image'`` (default; the recipe of the released COCO-2014 files): an image with n
+      positives keeps exactly k(n) of them (:func:`keep_counts`: ``floor(n/5) + 1`` at 40left,
+      ``floor(n/2) + 1`` at 75left, 1 at single), chosen uniformly at random within the image.
+      Each setting is drawn independently (a random stream per (seed, setting)), so the
+      settings are not nested, like the released files. The kept fraction of all positives
+      follows from the per-image counts (above f on most data; :func:`keep_counts`).
+    * ``'global_quota'``: every positive (i, c) gets a uniform random key. Each image keeps its
+      lowest-key positive (its single label); the other positives are kept in increasing key
+      order over the whole matrix until ``round(f * P)`` of the P positives are kept, so the
+      kept fraction is exact. If ``round(f * P)`` is below the number of non-empty images the
+      at-least-one rule wins and a warning reports the fraction actually kept. With
+      ``nested=True`` (its default) every setting uses the same keys for a seed, so
+      ``single <= 40left <= 75left <= full`` element-wise; ``nested=False`` draws keys per
+      setting.
 
-    Nesting: with ``nested=True`` every setting uses the same keys for a seed, so
-    ``single <= 40left <= 75left <= full`` element-wise (the released reference files are *not*
-    nested, docs/evaluation.md §1.4). With ``nested=False`` each setting draws its own keys.
+    Both: only positives are removed (``observed <= labels``), never a label invented; every
+    image with a positive keeps at least one; images without any positive stay all zeros.
 
     Args:
-        labels: ground truth (N, C) with values 0/1 (tensor or array).
+        labels: ground truth y (N, C) with values 0/1 (tensor or array).
         setting: see above.
         seed: non-negative int; the result is a deterministic function of (labels, setting,
-            seed, nested).
-        nested: share the random keys between settings (default True).
+            seed, recipe, nested).
+        recipe: one of :data:`RECIPES` (default ``'per_image'``).
+        nested: ``'global_quota'`` only: share the random keys between settings (None = True);
+            see :func:`check_recipe`.
 
     Returns:
         Observed labels, float32 tensor (N, C) of 0/1.
 
     Raises:
         ValueError: labels not 2-D or not 0/1 (e.g. holding -1); unknown setting; negative or
-            non-int seed.
+            non-int seed; unknown recipe; ``nested`` given with ``recipe='per_image'``.
     """
     y = _as_tensor(labels)
     check_label_codes(y, "labels", hint=" (simulate_missing needs the full 0/1 ground truth)")
     frac = _parse_setting(setting)
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    nested = check_recipe(recipe, nested)
     y_np = y.detach().cpu().numpy().astype(bool)  # (N, C)
     if frac is None:
         return torch.from_numpy(y_np.astype(np.float32))
-    stream = [int(seed)] if nested else [int(seed), 1 + int(round(frac * 100))]
-    rng = np.random.default_rng(np.random.SeedSequence(stream))
     rows, cols = np.nonzero(y_np)  # (P,), (P,) in row-major order
+    if recipe == "per_image":
+        keep = _keep_per_image(y_np, rows, setting, int(seed), _percent(frac))
+    else:
+        keep = _keep_global_quota(rows, setting, int(seed), frac, nested)
+    observed = np.zeros(y_np.shape, dtype=np.float32)
+    observed[rows[keep], cols[keep]] = 1.0
+    return torch.from_numpy(observed)
+
+
+#: First entropy word that separates the per-image streams from the global-quota ones.
+_PER_IMAGE_STREAM = 1
+
+
+def _keep_per_image(
+    y_np: np.ndarray, rows: np.ndarray, setting: str, seed: int, percent: int
+) -> np.ndarray:
+    """Bool (P,): the kept positives, k(n) uniformly chosen ones in each image."""
+    rng = np.random.default_rng(np.random.SeedSequence([seed, _PER_IMAGE_STREAM, percent]))
+    keys = rng.random(len(rows))  # (P,)
+    order = np.lexsort((keys, rows))  # by row, then key: a uniform random order within a row
+    per_row = y_np.sum(1)  # (N,)
+    start = np.cumsum(per_row) - per_row  # (N,) first position of each row in `order`
+    rank = np.arange(len(rows)) - start[rows[order]]  # (P,) rank of the key within its row
+    keep = np.zeros(len(rows), dtype=bool)
+    keep[order[rank < keep_counts(per_row, setting)[rows[order]]]] = True
+    return keep
+
+
+def _keep_global_quota(
+    rows: np.ndarray, setting: str, seed: int, frac: float, nested: bool
+) -> np.ndarray:
+    """Bool (P,): one lowest-key positive per image, then the lowest keys up to round(f * P)."""
+    stream = [seed] if nested else [seed, 1 + _percent(frac)]
+    rng = np.random.default_rng(np.random.SeedSequence(stream))
     keys = rng.random(len(rows))  # (P,)
     # each image's lowest-key positive is always kept
     order = np.lexsort((keys, rows))  # by row, then key
@@ -125,14 +293,12 @@ def simulate_missing(
                 f"{keep.sum()}/{len(rows)} = {keep.mean():.3f} of the positives, more than the "
                 f"target {frac:.2f}",
                 UserWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
         elif extra > 0:
             rest = np.nonzero(~keep)[0]
             keep[rest[np.argsort(keys[rest], kind="stable")[:extra]]] = True
-    observed = np.zeros(y_np.shape, dtype=np.float32)
-    observed[rows[keep], cols[keep]] = 1.0
-    return torch.from_numpy(observed)
+    return keep
 
 
 # --------------------------------------------------------------------------- encodings

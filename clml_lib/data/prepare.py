@@ -14,7 +14,9 @@ layout (root, annotation files, image set) and that every listed image file exis
 files are printed, then it fails; with ``--decode-images`` every image is also decoded and all
 unreadable ones are listed (without it the report says that only presence was checked);
 (2) print the counts (and the reference counts for COCO); (3) ``simulate_missing(labels,
-setting, seed)``; (4) write the split with ``write_label_list`` (atomic: no temporary file is
+setting, seed, recipe)`` (``--recipe per_image``, the default, is the released COCO files' recipe;
+``--recipe global_quota`` keeps an exact fraction of all positives, nested across settings unless
+``--no-nested``); (4) write the split with ``write_label_list`` (atomic: no temporary file is
 left, even on failure); (5) print ``split_stats``. Exit status 0 on success, 1 on a data or
 output error (one message on stderr, no traceback), 2 on a usage error.
 
@@ -34,7 +36,7 @@ from typing import Sequence
 from .coco import COCO2014_ANNOTATED, CocoMultiLabel
 from .images import MissingFilesError, load_image
 from .labels import write_label_list
-from .missing import SplitStats, simulate_missing, split_stats
+from .missing import RECIPES, SplitStats, check_recipe, simulate_missing, split_stats
 from .nus import NusWideMultiLabel
 from .voc import VOCMultiLabel
 
@@ -175,7 +177,8 @@ def prepare(
     year: str | None = None,
     image_set: str = "trainval",
     difficult: str = "positive",
-    nested: bool = True,
+    recipe: str = RECIPES[0],
+    nested: bool | None = None,
     verbose: bool = True,
     force: bool = False,
     decode_images: bool = False,
@@ -185,24 +188,27 @@ def prepare(
     The statistics compare the observed split with the dataset's labels (the annotations, or
     ``label_list`` for COCO/NUS). ``out`` is checked first (:func:`check_out`): it never replaces
     an existing file unless ``force``. ``decode_images`` decodes every image
-    (:func:`decode_check`). Raises the errors of :func:`check_out`, :func:`build_dataset`,
+    (:func:`decode_check`). ``recipe`` and ``nested`` are those of
+    :func:`~clml_lib.data.missing.simulate_missing` (checked before any work). Raises the errors
+    of :func:`~clml_lib.data.missing.check_recipe`, :func:`check_out`, :func:`build_dataset`,
     :func:`decode_check`, :func:`~clml_lib.data.missing.simulate_missing` and
     :func:`~clml_lib.data.labels.write_label_list`.
     """
+    drawn = check_recipe(recipe, nested)  # before any work: whether settings are nested
     out = check_out(out, root, label_list, force)
     ds = build_dataset(dataset, root, label_list, split, year, image_set, difficult)
     if decode_images:
         decode_check(ds)
     if verbose:
         print(layout_report(dataset, ds, decoded=decode_images))
-    observed = simulate_missing(ds.labels, setting, seed, nested=nested)  # (N, C)
+    observed = simulate_missing(ds.labels, setting, seed, recipe=recipe, nested=nested)  # (N, C)
     try:
         path = write_label_list(out, ds.names, observed, overwrite=force)
     except OSError as err:  # folder not writable, disk full, created meanwhile: nothing left
         raise ValueError(f"cannot write --out {out}: {err}") from err
     stats = split_stats(ds.labels, observed, names=ds.classes)
     if verbose:
-        print(f"wrote {path} ({setting}, seed {seed}, nested={nested})")
+        print(f"wrote {path} ({setting}, seed {seed}, recipe {recipe}, nested={drawn})")
         print(stats)
     return stats
 
@@ -242,14 +248,34 @@ def _parser() -> argparse.ArgumentParser:
         "--difficult", default="positive", choices=("positive", "negative"), help="voc policy"
     )
     p.add_argument(
-        "--no-nested", dest="nested", action="store_false", help="independent draws per setting"
+        "--recipe",
+        default=RECIPES[0],
+        choices=RECIPES,
+        help="per_image (default): the released COCO files' recipe, k(n) of an image's n "
+        "positives kept, settings drawn independently; global_quota: round(f*P) positives kept "
+        "overall, at least one per image",
+    )
+    p.add_argument(
+        "--nested",
+        default=None,
+        action=argparse.BooleanOptionalAction,
+        help="global_quota only: share the random draws between settings (its default) or not",
     )
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI entry point; returns the exit status (see the module docstring)."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        check_recipe(args.recipe, args.nested)
+    except ValueError:  # the one invalid pair left after argparse: --(no-)nested with per_image
+        flag = "--nested" if args.nested else "--no-nested"
+        parser.error(
+            f"{flag} is an option of --recipe global_quota only (--recipe {args.recipe}, the "
+            "released files' recipe, always draws each setting independently)"
+        )
     try:
         prepare(
             args.dataset,
@@ -262,6 +288,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             year=args.year,
             image_set=args.image_set,
             difficult=args.difficult,
+            recipe=args.recipe,
             nested=args.nested,
             force=args.force,
             decode_images=args.decode_images,

@@ -71,6 +71,12 @@ class MultiLabelLoss(nn.Module):
         """Per-entry loss ``(N, C)`` for float32 logits and 0/1 float targets."""
         raise NotImplementedError
 
+    def own_corrections(self, logits: Tensor, targets: Tensor, epoch: int) -> Tensor | None:
+        """The bool ``(N, C)`` mask of observed negatives that this loss itself treats as
+        positive at ``epoch`` (a loss with its own label correction, e.g. SPLC), detached; None
+        for a loss without one (the default). Used to report what the loss mined."""
+        return None
+
     def forward(
         self, logits: Tensor, targets: Tensor, epoch: int = 0, *, check_inputs: bool = True
     ) -> Tensor:
@@ -220,11 +226,18 @@ class SPLCLoss(MultiLabelLoss):
         self.gamma = GAMMA_RANGE.check("gamma", gamma)
         self.start_epoch = START_EPOCH_RANGE.check("SPLC start_epoch", start_epoch)
 
+    def own_corrections(self, logits: Tensor, targets: Tensor, epoch: int) -> Tensor:
+        r"""Bool ``(N, C)``: observed negatives (``targets != 1``) with $\sigma(s) > \tau_S$, from
+        ``start_epoch`` on (all False before); detached. Positives keep their label."""
+        with torch.no_grad():
+            if epoch < self.start_epoch:
+                return torch.zeros(logits.shape, dtype=torch.bool, device=logits.device)
+            return (targets != 1) & (torch.sigmoid(logits.detach()) > self.tau)  # (N, C)
+
     def elementwise(self, s: Tensor, y: Tensor, epoch: int) -> Tensor:
+        mined = self.own_corrections(s, y, epoch)  # (N, C) on the raw logits of negatives
         s = torch.where(y == 1, s - self.margin, s)  # (N, C) margin on observed positives
-        if epoch >= self.start_epoch:
-            with torch.no_grad():
-                y = torch.where(torch.sigmoid(s) > self.tau, torch.ones_like(y), y)  # (N, C)
+        y = torch.where(mined, torch.ones_like(y), y)  # (N, C)
         p = torch.sigmoid(s)  # (N, C)
         pt = y * (1 - p) + (1 - y) * p  # (N, C) = 1 - p_t
         ce = -(y * F.logsigmoid(s) + (1 - y) * F.logsigmoid(-s))  # (N, C)

@@ -65,7 +65,9 @@ class LossParts:
 
     ``total = base + low_rank + pairwise`` (``low_rank`` already includes $\\lambda$, ``pairwise``
     its weight); ``corrected`` is $\\hat{\\mathbf Y}$ ``(N, C)`` 0/1, ``mined`` the bool ``(N, C)``
-    mask of labels added by correction (both detached).
+    mask of labels added by correction (both detached); ``base_mined`` the bool ``(N, C)`` mask of
+    observed negatives that the base loss's own correction treated as positive (SPLC), None for a
+    base loss without one.
     """
 
     total: Tensor
@@ -74,6 +76,7 @@ class LossParts:
     pairwise: Tensor
     corrected: Tensor
     mined: Tensor
+    base_mined: Tensor | None = None
 
 
 class CLMLLoss(nn.Module):
@@ -194,8 +197,10 @@ class CLMLLoss(nn.Module):
                 )
                 mined = torch.zeros_like(corrected, dtype=torch.bool)
         targets = corrected if self.correct_base_targets else labels
+        base_mined = None
         if isinstance(self.base_loss, MultiLabelLoss):  # our losses take the epoch (SPLC uses it)
             base = self.base_loss(logits, targets, epoch, check_inputs=False)
+            base_mined = self.base_loss.own_corrections(logits, targets, epoch)  # (N, C) or None
         else:
             base = self.base_loss(logits, targets)
         zero = base.detach() * 0.0
@@ -211,7 +216,7 @@ class CLMLLoss(nn.Module):
                 features, corrected, self.temperature, check_inputs=False
             )
         total = base + low_rank.to(base.dtype) + pairwise.to(base.dtype)
-        return LossParts(total, base, low_rank, pairwise, corrected, mined)
+        return LossParts(total, base, low_rank, pairwise, corrected, mined, base_mined)
 
     def extra_repr(self) -> str:
         return (

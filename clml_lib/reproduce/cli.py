@@ -24,8 +24,10 @@ import time
 
 from .collate import (
     collate,
+    chance_level,
     render_compact_table,
     render_mined,
+    render_single_arm_table,
 )
 from .workers import RUN_LOG_NAME
 from .grid import GRIDS, RUNNERS, GridError, _rel, available_layers, load_grid, parse_sets, run_grid
@@ -115,9 +117,17 @@ def main(argv: list[str] | None = None) -> int:
     print(f"results: {_rel(md)}" + (f" and {_rel(png)}" if png else ""))
     if args.summary:
         print(f"\n## Summary of grid {grid.name}: test mAP (%) of the model selected on val\n")
-        print(render_compact_table(comparisons))
-        print("\n### Labels mined by correction (+CLML arm, pooled over seeds)\n")
-        print(render_mined(comparisons))
+        chance = chance_level(comparisons)
+        if chance is not None:
+            print("chance level (mAP of uninformative scores on these test labels): "
+                  f"{chance:.2f}\n")
+        if any(c.clml for c in comparisons):
+            print(render_compact_table(comparisons, grid.smallest_effect))
+            print("\n### Labels mined by correction (pooled over seeds)\n")
+            print(render_mined(comparisons))
+        single = render_single_arm_table(comparisons)
+        if single:
+            print(single)
     seconds = sum(o.seconds for o in outcomes)
     ran = sum(o.status == "ran" for o in outcomes)
     print(f"{ran} runs executed ({seconds:.1f} s of run time, {wall:.1f} s wall with "

@@ -17,10 +17,13 @@ the table gives n paired seeds, the baseline and +CLML means, the mean paired ga
 t interval over seeds (:func:`clml_lib.stats.paired_t_interval`), the paired bootstrap interval
 over test images (val-selected only, from each run's ``test_scores.pt``,
 :func:`clml_lib.stats.paired_bootstrap`) and the verdict that follows from the t interval
-(:func:`clml_lib.stats.verdict`). The labels mined by correction in the +CLML arm are listed per
-epoch (pooled over seeds) from ``metrics.json``. The abstract's gains (+1.2 COCO, +1.6 VOC, +1.3
-NUS-WIDE) are printed beside the rows of that dataset; the abstract does not say over which base
-loss or setting they hold (docs/method.md §3.1).
+read against 0 and the grid's smallest effect of interest δ (:func:`clml_lib.stats.margin_verdict`).
+The labels mined by CLML's correction in the +CLML arm, and by a base loss's own correction (SPLC)
+in both arms, are listed per epoch (pooled over seeds) from ``metrics.json``. Every table states
+the chance level of the test labels (:func:`clml_lib.metrics.chance_map`). Experiments without a
++CLML arm (a full-label ceiling) get a table of their own. The abstract's gains (+1.2 COCO,
++1.6 VOC, +1.3 NUS-WIDE) are printed beside the rows of that dataset; the abstract does not say
+over which base loss or setting they hold (docs/method.md §3.1).
 """
 
 from __future__ import annotations
@@ -30,7 +33,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from clml_lib.stats import Interval, paired_bootstrap, paired_t_interval, verdict
+from clml_lib.metrics import chance_map
+from clml_lib.stats import (
+    DEFAULT_SMALLEST_EFFECT, Interval, margin_verdict, paired_bootstrap, paired_t_interval,
+)
 from clml_lib.train.config import CLML_FIELDS, EXPERIMENT_FIELDS
 
 from .grid import Grid, Run
@@ -84,15 +90,21 @@ class Comparison:
         gains = list(self.gains(key).values())
         return paired_t_interval(gains) if gains else None
 
-    def mined_per_epoch(self) -> list[dict[str, Any]]:
-        """Labels mined by correction in the +CLML arm, per epoch, pooled over seeds:
-        ``epoch, runs, count`` (mean per run), ``precision`` = sum true / sum mined, ``recall`` =
-        sum true / sum hidden positives (None when undefined)."""
+    def mined_per_epoch(self, side: str = "clml", key: str = "mined") -> list[dict[str, Any]]:
+        """Labels mined per epoch in one arm, pooled over seeds: ``epoch, runs, count`` (mean per
+        run), ``precision`` = sum true / sum mined, ``recall`` = sum true / sum hidden positives
+        (None when undefined).
+
+        Args:
+            side: ``'clml'`` or ``'baseline'``.
+            key: the epoch entry of ``metrics.json``: ``'mined'`` (CLML's label correction at
+                τ) or ``'base_mined'`` (a base loss's own correction, e.g. SPLC's at τ_S).
+        """
         rows: dict[int, list[dict[str, Any]]] = {}
-        for r in self.clml.values():
+        for r in (self.clml if side == "clml" else self.baseline).values():
             for e in r.epochs:
-                if isinstance(e.get("mined"), dict):
-                    rows.setdefault(int(e["epoch"]), []).append(e["mined"])
+                if isinstance(e.get(key), dict):
+                    rows.setdefault(int(e["epoch"]), []).append(e[key])
         out = []
         for epoch in sorted(rows):
             ms = rows[epoch]
@@ -243,23 +255,55 @@ def _paper(c: Comparison) -> str:
     return f"+{paper[1]:.1f} ({paper[0]})" if paper else "n/a (not in the paper)"
 
 
-def render_compact_table(comparisons: list[Comparison]) -> str:
+def _paired(comparisons: list[Comparison]) -> list[Comparison]:
+    """The comparisons with a +CLML arm (a grid without one, e.g. a ceiling, has none)."""
+    return [c for c in comparisons if c.clml]
+
+
+def render_compact_table(comparisons: list[Comparison],
+                         delta: float = DEFAULT_SMALLEST_EFFECT) -> str:
     """The compact result table (val-selected protocol), usable verbatim in the README: one row
     per comparison with n, baseline, +CLML, the gain with its 95 % t interval, the bootstrap
-    interval, the verdict and the labels mined in the last epoch."""
+    interval, the practical verdict against ±``delta`` (:func:`clml_lib.stats.margin_verdict`)
+    and the labels mined in the last epoch (CLML's correction; a base loss's own, e.g. SPLC's,
+    when it has one)."""
     lines = ["| experiment | n | baseline mAP | +CLML mAP | gain [95 % t CI] | "
-             "bootstrap 95 % CI | verdict | mined labels, last epoch (P / R) |",
-             "|---|---|---|---|---|---|---|---|"]
-    for c in comparisons:
+             f"bootstrap 95 % CI | verdict (δ = {delta:g}) | mined, last epoch: CLML τ (P / R) | "
+             "mined, last epoch: base loss's own (P / R) |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for c in _paired(comparisons):
         iv = c.interval("test_mAP")
         base, clml = c.values("baseline", "test_mAP"), c.values("clml", "test_mAP")
         boot = (f"[{c.bootstrap.lo:+.2f}, {c.bootstrap.hi:+.2f}]" if c.bootstrap is not None
                 else c.bootstrap_note)
         mined = c.mined_per_epoch()
         last = _mined_text(mined[-1], c.tau) if mined else "n/a"
+        own = c.mined_per_epoch("baseline", "base_mined")
+        own_clml = c.mined_per_epoch("clml", "base_mined")
+        own_text = (f"{_mined_text(own[-1], None)} / +CLML arm {_mined_text(own_clml[-1], None)}"
+                    if own and own_clml else "none (no own correction)")
         lines.append(
             f"| {c.label} {c.variant} | {iv.n if iv else 0} | {fmt(base)} | {fmt(clml)} | "
-            f"{iv.text() if iv else 'n/a'} | {boot} | {verdict(iv) if iv else 'n/a'} | {last} |")
+            f"{iv.text() if iv else 'n/a'} | {boot} | "
+            f"{margin_verdict(iv, delta) if iv else 'n/a'} | {last} | {own_text} |")
+    return "\n".join(lines)
+
+
+def render_single_arm_table(comparisons: list[Comparison]) -> str:
+    """Experiments with only a baseline arm (e.g. the full-label ceiling): n, test mAP mean ± sd
+    and the 95 % t interval of the mean over seeds (val-selected and best-on-test); empty text
+    when every experiment is paired."""
+    rows = [c for c in comparisons if not c.clml and c.baseline]
+    if not rows:
+        return ""
+    lines = ["| experiment | n | test mAP, val-selected | 95 % t CI of the mean | "
+             "best-on-test |", "|---|---|---|---|---|"]
+    for c in rows:
+        vals = c.values("baseline", "test_mAP")
+        iv = paired_t_interval(vals)
+        ci = f"[{iv.lo:.2f}, {iv.hi:.2f}]" if iv.lo is not None else "n/a (one seed)"
+        lines.append(f"| {c.label} | {len(vals)} | {fmt(vals)} | {ci} | "
+                     f"{fmt(c.values('baseline', 'best_test_mAP'))} |")
     return "\n".join(lines)
 
 
@@ -274,30 +318,59 @@ def _mined_text(m: dict[str, Any], tau: float | None) -> str:
     return f"{m['count']:.1f} per run{at} ({_pct(m['precision'])} / {_pct(m['recall'])})"
 
 
+def _mined_line(mined: list[dict[str, Any]]) -> str:
+    return "; ".join(f"epoch {m['epoch']}: {_mined_text(m, None)}" for m in mined)
+
+
 def render_mined(comparisons: list[Comparison]) -> str:
-    """The labels mined by correction in each comparison's +CLML arm, per epoch, pooled over
-    seeds (count per run, precision and recall against the hidden labels), as Markdown."""
-    lines = ["Per epoch: labels mined per run (observed negatives scored above τ), precision "
-             "(share of them that the simulation had hidden) and recall (share of the hidden "
-             "positives mined).", ""]
-    for c in comparisons:
+    """The labels mined per epoch, pooled over seeds (count per run, precision and recall against
+    the hidden labels): by CLML's correction in each +CLML arm, and by a base loss's own
+    correction (SPLC's) in both arms where the base loss has one; as Markdown."""
+    lines = ["Per epoch: labels mined per run (observed negatives scored above the threshold), "
+             "precision (share of them that the simulation had hidden) and recall (share of the "
+             "hidden positives mined).", ""]
+    for c in _paired(comparisons):
         mined = c.mined_per_epoch()
-        lines.append(f"* **{c.label} {c.variant}**: " + (
-            "; ".join(f"epoch {m['epoch']}: {_mined_text(m, None)}" for m in mined)
-            if mined else "no +CLML run finished"))
+        lines.append(f"* **{c.label} {c.variant}**, CLML correction: " + (
+            _mined_line(mined) if mined else "no +CLML run finished"))
         if mined and all(m["count"] == 0 for m in mined):
             lines.append(f"  No label was mined in any epoch at τ = {c.tau:g}: no observed "
                          "negative scored above τ." if c.tau is not None else "  None mined.")
+        for side, arm in (("baseline", "baseline arm"), ("clml", "+CLML arm")):
+            own = c.mined_per_epoch(side, "base_mined")
+            if own:
+                lines.append(f"* **{c.label} {c.variant}**, the base loss's own correction, "
+                             f"{arm}: {_mined_line(own)}")
     return "\n".join(lines)
 
 
+def chance_level(comparisons: list[Comparison]) -> float | None:
+    """The chance mAP (:func:`clml_lib.metrics.chance_map`) of the test labels saved by the first
+    run that has ``test_scores.pt``; None when none has."""
+    for c in comparisons:
+        for r in list(c.baseline.values()) + list(c.clml.values()):
+            if r.scores_path.is_file():
+                try:
+                    _, labels = _load_scores(r.scores_path)
+                except ValueError:
+                    continue
+                return chance_map(labels)
+    return None
+
+
 def render_markdown(grid: Grid, comparisons: list[Comparison], notes: list[str],
-                    failures: list[str], plot_name: str | None, n_boot: int = N_BOOT) -> str:
+                    failures: list[str], plot_name: str | None, n_boot: int = N_BOOT,
+                    chance: float | None = None) -> str:
     """The text of ``results/<grid>.md``."""
+    delta = grid.smallest_effect
     finished = sum(len(c.baseline) + len(c.clml) for c in comparisons)
     seed_text = " and ".join(f"`{f}`" for f in grid.seed_fields)
+    chance_text = (f"Chance level (the expected mAP of scores that carry no information, "
+                   f"on these test labels): **{chance:.2f}**." if chance is not None else
+                   "Chance level: n/a (no run saved its test scores).")
+    paired = _paired(comparisons)
     lines = [
-        f"# Grid `{grid.name}`: baseline vs +CLML",
+        f"# Grid `{grid.name}`" + (": baseline vs +CLML" if paired else ""),
         "",
         grid.description,
         "",
@@ -306,39 +379,62 @@ def render_markdown(grid: Grid, comparisons: list[Comparison], notes: list[str],
         ": the missing-label draw, the validation carve-out, the initialisation, the batch order "
         "and the augmentation; the baseline and +CLML run of one seed share them (paired).",
         "",
-        "* **gain**: +CLML minus baseline, paired by seed; mean with its 95 % Student-t interval "
-        "over the n paired seeds.",
-        "* **bootstrap**: 95 % percentile interval of the mean gain when the test images of every "
-        f"seed are resampled with replacement ({n_boot} replicates, one draw shared by both arms), "
-        "each arm's mAP recomputed from its saved per-image test scores.",
-        "* **verdict**: from the t interval: *CLML better* (lower bound > 0), *CLML worse* "
-        "(upper bound < 0), else *no difference detected*.",
-        "* **val-selected**: the epoch and weights (raw or EMA) chosen on a validation split "
-        "carved from the training set, scored once on test (honest).",
-        "* **best-on-test**: the best test mAP over all epochs and both weights, as the "
-        "reference script reports it (model selection on the test set; optimistic).",
-        "* **paper**: the abstract's headline gain for that dataset (+1.2 MS-COCO, +1.6 VOC, "
-        "+1.3 NUS-WIDE); the abstract does not say for which base loss or setting.",
+        chance_text,
         "",
-        "## Result (val-selected)",
-        "",
-        render_compact_table(comparisons),
-        "",
-        "## Both protocols",
-        "",
-        "| experiment | variant | protocol | n | baseline | +CLML | gain [95 % t CI] | verdict | "
-        "paper |",
-        "|---|---|---|---|---|---|---|---|---|",
     ]
-    for c in comparisons:
-        for protocol, key in PROTOCOLS:
-            iv = c.interval(key)
-            lines.append(
-                f"| {c.label} | {c.variant} | {protocol} | {iv.n if iv else 0} | "
-                f"{fmt(c.values('baseline', key))} | {fmt(c.values('clml', key))} | "
-                f"{iv.text() if iv else 'n/a'} | {verdict(iv) if iv else 'n/a'} | {_paper(c)} |")
-    lines += ["", "## Labels mined by correction (+CLML arm, pooled over seeds)", "",
-              render_mined(comparisons)]
+    if paired:
+        lines += [
+            "* **gain**: +CLML minus baseline, paired by seed; mean with its 95 % Student-t "
+            "interval over the n paired seeds.",
+            "* **bootstrap**: 95 % percentile interval of the mean gain when the test images of "
+            f"every seed are resampled with replacement ({n_boot} replicates, one draw shared by "
+            "both arms), each arm's mAP recomputed from its saved per-image test scores.",
+            f"* **verdict**: the t interval read against 0 and against the smallest effect of "
+            f"interest δ = {delta:g} mAP declared by the grid (`smallest_effect`): *better by at "
+            "least δ* (lower bound ≥ δ), *better, by less than δ* (0 < lower, upper < δ), *within "
+            "±δ* (the interval holds 0 and lies inside ±δ: no change that matters), *worse ...* "
+            "likewise, *inconclusive* (the interval holds 0 and reaches past ±δ: more seeds "
+            "needed).",
+            "* **val-selected**: the epoch and weights (raw or EMA) chosen on a validation split "
+            "carved from the training set, scored once on test (honest).",
+            "* **best-on-test**: the best test mAP over all epochs and both weights, as the "
+            "reference script reports it (model selection on the test set; optimistic).",
+            "* **mined**: labels turned positive by a correction in the last epoch, per run "
+            "(precision / recall against the labels the simulation hid): CLML's label correction "
+            "at τ in the +CLML arm, and the base loss's own correction (SPLC's, at its τ_S) in "
+            "the baseline arm / the +CLML arm.",
+            "",
+            "## Result (val-selected)",
+            "",
+            render_compact_table(comparisons, delta),
+            "",
+        ]
+    single = render_single_arm_table(comparisons)
+    if single:
+        lines += ["## Runs without a +CLML arm", "", single, ""]
+    if paired:
+        has_paper = any(c.dataset in PAPER_GAINS for c in paired)
+        lines += [
+            "## Both protocols",
+            "",
+            "| experiment | variant | protocol | n | baseline | +CLML | gain [95 % t CI] | "
+            "verdict |" + (" paper |" if has_paper else ""),
+            "|---|---|---|---|---|---|---|---|" + ("---|" if has_paper else ""),
+        ]
+        for c in paired:
+            for protocol, key in PROTOCOLS:
+                iv = c.interval(key)
+                lines.append(
+                    f"| {c.label} | {c.variant} | {protocol} | {iv.n if iv else 0} | "
+                    f"{fmt(c.values('baseline', key))} | {fmt(c.values('clml', key))} | "
+                    f"{iv.text() if iv else 'n/a'} | {margin_verdict(iv, delta) if iv else 'n/a'} |"
+                    + (f" {_paper(c)} |" if has_paper else ""))
+        if has_paper:
+            lines += ["", "*paper*: the abstract's headline gain for that dataset (+1.2 MS-COCO, "
+                      "+1.6 VOC, +1.3 NUS-WIDE); the abstract does not say for which base loss "
+                      "or setting."]
+        lines += ["", "## Labels mined by correction (pooled over seeds)", "",
+                  render_mined(comparisons)]
     lines += [
         "",
         "## Per seed",
@@ -434,10 +530,10 @@ def collate(grid: Grid, failures: list[str] | None = None, n_boot: int = N_BOOT,
     comparisons = built
     grid.results_dir.mkdir(parents=True, exist_ok=True)
     png = None
-    if comparisons:
-        png = plot_comparisons(comparisons, grid.results_dir / f"{grid.name}.png")
+    if _paired(comparisons):
+        png = plot_comparisons(_paired(comparisons), grid.results_dir / f"{grid.name}.png")
     text = render_markdown(grid, comparisons, notes, list(failures or []),
-                           png.name if png else None, n_boot)
+                           png.name if png else None, n_boot, chance=chance_level(comparisons))
     md = grid.results_dir / f"{grid.name}.md"
     md.write_text(text, encoding="utf-8")
     return md, png, text

@@ -55,6 +55,7 @@ from typing import Any, Callable
 import yaml
 
 from clml_lib.paths import NOTEBOOKS, PARAMS, PROJECT_ROOT, resolve_path
+from clml_lib.stats import DEFAULT_SMALLEST_EFFECT, Interval, margin_code
 from clml_lib.train.config import (
     BOOKKEEPING_FIELDS,
     TrainConfig,
@@ -73,7 +74,8 @@ RUNNERS = ("papermill", "process")
 GRIDS = PARAMS / "grids"
 #: The fields a grid seed sets unless the grid says otherwise.
 DEFAULT_SEED_FIELDS = ("seed", "split_seed")
-_GRID_KEYS = {"description", "layers", "axes", "seeds", "seed_fields", "set", "timeout_s"}
+_GRID_KEYS = {"description", "layers", "axes", "seeds", "seed_fields", "set", "timeout_s",
+              "smallest_effect"}
 
 
 class GridError(ValueError):
@@ -306,6 +308,8 @@ class Grid:
     axes: dict[str, list[Any]] = field(default_factory=dict)
     seed_fields: tuple[str, ...] = DEFAULT_SEED_FIELDS
     runs: list[Run] = field(default_factory=list)
+    #: smallest effect of interest δ (mAP points) the practical verdicts are read against
+    smallest_effect: float = DEFAULT_SMALLEST_EFFECT
 
     @property
     def results_dir(self) -> Path:
@@ -412,8 +416,14 @@ def load_grid(
         if clash:
             raise GridError(f"{where}: {what} cannot set {clash}: the driver sets them per run "
                             "(use --seeds and --out)")
+    delta = spec.get("smallest_effect", DEFAULT_SMALLEST_EFFECT)
+    try:
+        margin_code(Interval(0.0, None, None, 0), delta)  # validates delta
+    except ValueError as exc:
+        raise GridError(f"{where}: smallest_effect: {exc}") from None
     grid = Grid(path.stem, str(spec.get("description", "")).strip(), seeds, timeout,
-                resolve_path(out) / path.stem, typed_axes, tuple(seed_fields))
+                resolve_path(out) / path.stem, typed_axes, tuple(seed_fields),
+                smallest_effect=float(delta))
     seen: dict[Path, str] = {}
     names = list(typed_axes)
     for combo in itertools.product(*typed_axes.values()) if names else [()]:

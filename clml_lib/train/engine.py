@@ -456,7 +456,7 @@ def _train_epoch(run: _Run, epoch: int) -> dict[str, Any]:
     gathering = info.distributed and cfg.ddp_gather
     gather = (lambda t: all_gather_with_grad(t, info)) if gathering else None
     sums = torch.zeros(4, dtype=torch.float64, device=dev)  # total, base, low_rank, pairwise
-    mined, seen, truths = [], [], []  # per step: (N, C) bool masks
+    mined, seen, truths, base_mined = [], [], [], []  # per step: (N, C) bool masks
     bar = None
     if (cfg.progress and cfg.verbose and info.is_main
             and (sys.stderr.isatty() or _in_notebook())):
@@ -488,6 +488,8 @@ def _train_epoch(run: _Run, epoch: int) -> dict[str, Any]:
             sums += torch.stack([parts.total, parts.base, parts.low_rank,
                                  parts.pairwise]).detach().double()
             mined.append(parts.mined)
+            if parts.base_mined is not None:  # the base loss's own correction (SPLC)
+                base_mined.append(parts.base_mined)
             seen.append(observed == 1)
             truths.append(truth == 1)
         steps += 1
@@ -503,18 +505,23 @@ def _train_epoch(run: _Run, epoch: int) -> dict[str, Any]:
         raise RuntimeError(f"training diverged during epoch {epoch} (lr {state.lr:.3g}): mean "
                            f"loss parts {(sums / steps).tolist()} (total, base, low_rank, "
                            "pairwise); lower lr")
-    masks = [torch.cat(m) for m in (mined, seen, truths)]  # (steps * N, C) each
+    lists = (mined, seen, truths) + ((base_mined,) if base_mined else ())
+    masks = [torch.cat(m) for m in lists]  # (steps * N, C) each
     if info.distributed and not gathering:
         # local losses and labels: average the losses over ranks, pool the labels (with ddp_gather
         # every rank computed the same global-batch values, nothing to reduce)
         sums = all_reduce_sum(sums, info) / info.world_size
         masks = [all_gather_nograd(m, info) for m in masks]
+    masks = [m.cpu() for m in masks]
     s = (sums / steps).tolist()
-    return {
+    rec = {
         "lr": lr, "steps": steps,  # the rate of the epoch's last step
         "train": {"loss": s[0], "base": s[1], "low_rank": s[2], "pairwise": s[3]},
-        "mined": mined_label_quality(*(m.cpu() for m in masks)),
+        "mined": mined_label_quality(*masks[:3]),
     }
+    if base_mined:  # what the base loss's own correction treated as positive (SPLC)
+        rec["base_mined"] = mined_label_quality(masks[3], masks[1], masks[2])
+    return rec
 
 
 def _evaluate_epoch(run: _Run, epoch: int, rec: dict) -> tuple[dict, dict | None]:
@@ -530,6 +537,7 @@ def _evaluate_epoch(run: _Run, epoch: int, rec: dict) -> tuple[dict, dict | None
     entry = {
         "epoch": epoch, "lr": rec["lr"], "steps": rec["steps"], "time_s": 0.0,
         "train": rec["train"], "mined": rec["mined"],
+        **({"base_mined": rec["base_mined"]} if "base_mined" in rec else {}),
         "val": {"mAP": v_raw["mAP"], "mAP_ema": v_ema["mAP"], "skipped_classes": v_raw["skipped"]},
         "test": {"mAP": t_raw["mAP"], "mAP_ema": t_ema["mAP"], **t_raw["thr"],
                  "skipped_classes": t_raw["skipped"]},
@@ -564,6 +572,10 @@ def _log_epoch(run: _Run, entry: dict) -> None:
     m = entry["mined"]
     mined_txt = (f" mined {m['count']} (P {_fmt(m['precision'])} R {_fmt(m['recall'])})"
                  if cfg.use_correction else "")
+    if "base_mined" in entry:
+        b = entry["base_mined"]
+        mined_txt += (f" {cfg.base_loss} mined {b['count']} (P {_fmt(b['precision'])} "
+                      f"R {_fmt(b['recall'])})")
     run.log(f"[clml] epoch {entry['epoch']:3d}/{cfg.last_epoch} loss "
             f"{entry['train']['loss']:.4f} (base {entry['train']['base']:.4f} low-rank "
             f"{entry['train']['low_rank']:.4f}){mined_txt} | val mAP {entry['val']['mAP']:.2f}/"
