@@ -152,7 +152,7 @@ for k, (pos, neg) in sets(Y_obs, 0).items():
 print("false negatives of anchor 0 for A:", [j for j in sets(Y_obs, 0)["A"][1] if Y_toy[j, 0] == 1])
 
 # %% [markdown]
-# Notebook 01 counts these false negatives on the whole teaching set: under the 40 %-left setting
+# Notebook 01 counts these false negatives on the whole teaching set: under the 40left setting
 # there are many of them in every batch of 64.
 #
 # ## 5. The loss, three times

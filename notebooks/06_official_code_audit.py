@@ -372,7 +372,8 @@ assert rows[2][1] == rows[2][2]
 # $\lambda\le1$, and for *no* $\lambda>1$ as soon as one image of the batch carries a single label
 # (the usual case: the COCO 40 % split has 1.17 labels per image). In a batch where every image
 # carries the same two labels it holds up to $\lambda=2$ (there $\mathbf Z_1=\mathbf Z_2=\mathbf
-# Z$ and the ratio is 2 for every $\mathbf Z$). The 2023 form stays $\ge0$ whenever every image has a label (docs/method.md §2.3).
+# Z$ and the ratio is 2 for every $\mathbf Z$). The 2023 form stays $\ge0$ whenever every image
+# has a label (docs/method.md §2.3).
 #
 # Measured on the batch above, which has single-label images: at $\lambda=2$, below its own ratio
 # 3.5, the 2022 value is positive at $\mathbf Z$ but falls without limit along the features that

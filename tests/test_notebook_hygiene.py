@@ -257,7 +257,7 @@ def test_no_sentence_of_60_words(name):
         for s in _sentences(c.source)
         if len(s.split()) >= MAX_SENTENCE_WORDS
     ]
-    assert not long, f"{name}: sentences of {MAX_SENTENCE_WORDS}+ words (cell, words, start): {long}"
+    assert not long, f"{name}: sentences of {MAX_SENTENCE_WORDS}+ words (cell, words, start) {long}"
 
 
 RUN_TIMES = ROOT / "notebooks" / "run_times.json"
