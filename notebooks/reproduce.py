@@ -37,8 +37,8 @@
 # **Runs in** about 1–1.5 minutes on 2 CPU cores with the defaults below (the from-scratch tiny
 # CNN, 10 epochs); with `params/teaching.yaml`, the fine-tuning regime of docs/teaching_regime.md,
 # as long as that regime's runs take there. A grid of many runs is faster without a notebook
-# per run: `python -m clml_lib.reproduce --grid teaching --runner process --jobs 2` calls the same `fit`
-# on the same configurations in long-lived worker processes.
+# per run: `python -m clml_lib.reproduce --grid teaching --runner process --jobs 2` calls the
+# same `fit` on the same configurations in long-lived worker processes.
 #
 # **Parameters.** The parameters cell below is generated from the run schema
 # (`clml_lib.train.TrainConfig`, listed in `docs/configuration.md`); a test keeps it equal to the
