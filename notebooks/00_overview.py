@@ -55,8 +55,9 @@ from clml_lib.losses import CLMLLoss
 # An image $x_i$ carries a set of $C$ binary labels $\mathbf y_i\in\{0,1\}^C$ ("disc", "star",
 # ...). Annotating every object of every image is expensive, so real training sets are
 # *partially* labelled: some positives are simply not written down. The benchmark protocol hides
-# positives at random: **75left** and **40left** keep 75 % and 40 % of the positive labels,
-# **single** keeps one per image.
+# positives at random, image by image: on COCO, **75left** and **40left** keep about 75 % and
+# 40 % of the positive labels (an image with $n$ positives keeps $\lfloor n/2\rfloor+1$ or
+# $\lfloor n/5\rfloor+1$ of them), **single** keeps one per image.
 #
 # The training label matrix cannot tell "absent" from "not annotated": both are 0. The standard
 # convention, **assume negative**, trains on these zeros as negatives. A missing positive is

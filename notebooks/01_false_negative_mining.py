@@ -465,10 +465,13 @@ print(
 )
 for setting, k, r, sc, ratio in rows:
     print(f"{setting:<7} {k:>2} {r:>9.2f} {sc:>10.3f} {ratio:>25.2f}")
-multi = np.array([(r, ratio) for _, k, r, _, ratio in rows if k >= 2])  # (n, 2) keep, ratio
+lossy = np.array([(r, ratio) for _, k, r, _, ratio in rows if r < 1])  # (n, 2) keep, ratio
+kept_all = [(s_, k, ratio) for s_, k, r, _, ratio in rows if r == 1]  # images losing nothing
+gap = np.abs(lossy[:, 1] - lossy[:, 0]).max()
+print(f"images that lose labels: largest |ratio - keep rate| {gap:.2f}")
 print(
-    "images with >= 2 labels: largest |ratio - keep rate| "
-    f"{np.abs(multi[:, 1] - multi[:, 0]).max():.2f}"
+    "images that keep all their labels (keep rate 1), ratio:",
+    ", ".join(f"{s_} m={k} {ratio:.2f}" for s_, k, ratio in kept_all),
 )
 pos_multi = (m_te >= 2)[:, None] & (T_te == 1)  # true positives of multi-label test images
 above = {s_: float((scores[s_][pos_multi] > 0.75).float().mean()) for s_ in scores}
@@ -476,8 +479,9 @@ print(
     "share of those true positives scored above 0.75:",
     ", ".join(f"{s_} {a:.3f}" for s_, a in above.items()),
 )
-assert np.abs(multi[:, 1] - multi[:, 0]).max() < 0.12  # the optimum tracks the keep rate
+assert gap < 0.15  # the optimum tracks the keep rate
 ratio_of = {(s_, k): ratio for s_, k, _, _, ratio in rows}
+assert all(ratio < 0.95 for s_, k, ratio in kept_all if k >= 2)  # below 1 all the same
 assert all(
     ratio_of[s_, 1] < 0.8 and abs(ratio_of[s_, 1] - ratio_of[s_, 2]) < 1 - ratio_of[s_, 1]
     for s_ in ("40left", "single")
@@ -503,12 +507,14 @@ ax.legend(fontsize=8)
 plt.show()
 
 # %% [markdown]
-# For images with two or more labels the measured ratio sits close to the keep rate, in every
-# setting (within about 0.1, printed above): the scores of true positives are scaled down by
-# $\rho(m)$, as the derivation says. The single-label images ($m=1$) keep their label, yet their
-# ratio is far below 1, nearer to that of the two-label images than to 1: the exception holds
-# *only if the image reveals $m$*, and these features barely tell a one-shape image from a
-# two-shape one, so the classifier gives them scores close to those of the images they resemble.
+# For the images that lose labels ($\rho(m)<1$) the measured ratio sits close to the keep rate,
+# in every setting (within about 0.1, printed above): the scores of true positives are scaled
+# down by $\rho(m)$, as the derivation says. The images that keep all their labels ($\rho(m)=1$:
+# one-label images everywhere, two-label images under 75left) score below their full-label
+# scores all the same. Under 40left and `single` the one-label images' ratio is far below 1,
+# nearer to that of the two-label images than to 1. The exception holds *only if the image
+# reveals $m$*, and these features barely tell a one-shape image from a two-shape one, so the
+# classifier gives them scores close to those of the images they resemble.
 #
 # **What this means for $\tau$.** At the optimum a missing positive of an image with $m\ge2$
 # labels scores at most about $\rho(m)$, about one half or less in 40left (printed above), and
@@ -622,13 +628,14 @@ print(
 )
 print(f"unobserved entries: {int(unobserved.sum())}; random-guess precision {base_rate:.3f}")
 assert auc[-1] > 0.6 and auc[-1] > auc[0]
-# the shape the text describes: high after epoch 0 (mining almost everything), a drop to almost
-# nothing after epoch 1, then steady growth that stays far below the epoch-0 value
+# what the text says: after epoch 0 most unobserved entries are mined at about the random-guess
+# precision; after epoch 1 almost nothing; later the recall stays small, far below the epoch-0
+# value; where later models mine at least 10 labels, they are right about twice as often as chance
 assert mined_02[0] > 0.5 * int(unobserved.sum()) and abs(curves[0][j02, 0] - base_rate) < 0.05
-assert mined_02[1] < 10 and recall_02[1] < recall_02[0]
-assert all(b >= a for a, b in zip(recall_02[1:], recall_02[2:]))
-assert recall_02[-1] < 0.5 * recall_02[0]
-assert auc[0] < 0.55 and all(curves[e][j02, 0] > 1.8 * base_rate for e in stops[2:])
+assert mined_02[1] < 10 and recall_02[0] > 0.5 and max(recall_02[1:]) < 0.2 * recall_02[0]
+later = [e for e in stops[2:] if mined_02[e] >= 10]
+assert later and all(curves[e][j02, 0] > 1.8 * base_rate for e in later)
+assert auc[0] < 0.55
 
 # %%
 fig, axes = plt.subplots(1, 3, figsize=(15, 4))
@@ -669,18 +676,17 @@ plt.show()
 
 # %% [markdown]
 # As the classifier learns, its scores rank the missing positives better above the true
-# negatives (the AUC grows over the run, from chance level). Past the first two epochs, the
-# labels mined at $\tau=0.2$ are right about twice as often as a random guess or more (the
+# negatives (the AUC grows over the run, from chance level). Where a later model mines at least
+# 10 labels at $\tau=0.2$, they are right about twice as often as a random guess or more (the
 # printed precision), and at higher $\tau$ more often still (section 6). The premise of the rule,
 # that confident predictions of a trained classifier are mostly right, holds.
 #
-# The recall at a fixed threshold, however, does **not** simply grow with training. The model
-# after epoch 0 is uncalibrated and puts every score near the label frequency, so at $\tau=0.2$
-# it mines most of the unobserved entries, at about the random-guess precision. The next model
-# mines almost nothing. From there the recall grows at every epoch, as later models move the
-# scores towards the BCE optimum of section 5, but it ends far below its epoch-0 value, because
-# that optimum keeps the scores below the keep rate (the printed recall; the cell above asserts
-# this shape).
+# The recall at a fixed threshold, however, does **not** grow with training. The model after
+# epoch 0 is uncalibrated and puts every score near the label frequency, so at $\tau=0.2$ it
+# mines most of the unobserved entries, at about the random-guess precision. The next model mines
+# almost nothing. Later models move the scores towards the BCE optimum of section 5, which keeps
+# them below the keep rate, so their recall stays a small fraction of the epoch-0 value (the
+# printed recall; the cell above asserts these claims).
 #
 # *Where* the confident region starts depends on the keep rate, the base loss and the training,
 # so $\tau$ is a real hyperparameter (docs/method.md §5.6, §6 Q6), not a constant. On this run
