@@ -32,7 +32,8 @@
 # **Prerequisites**: binary cross-entropy; what a singular value is. Everything else is built in
 # notebooks 01-06.
 #
-# **Runs in** a few seconds on 2 CPU cores: 8 teaching images and random tensors, no training.
+# **Runs in** about 15–30 s on 2 CPU cores, most of it imports: 8 teaching images and random
+# tensors, no training (the measured time, date and machine load: notebooks/run_times.json).
 #
 # Sources: the method as reconstructed in `docs/method.md` (the paper's body is not available; the
 # equations come from the abstract, the paper's two figures and the official code, marked as

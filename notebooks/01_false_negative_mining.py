@@ -40,7 +40,8 @@
 #
 # **Prerequisites**: multi-label classification with a sigmoid per label; binary cross-entropy.
 #
-# **Runs in** about 1–2 minutes on 2 CPU cores, most of it the short training run of section 4.
+# **Runs in** about 1–2.5 minutes on 2 CPU cores, most of it the short training run of section 4
+# (the measured time, date and machine load: notebooks/run_times.json). Training uses one thread.
 
 # %%
 from clml_lib.nb import setup_notebook

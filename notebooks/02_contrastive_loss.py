@@ -37,7 +37,8 @@
 # **Prerequisites**: `01_false_negative_mining` (label correction, $\hat{\mathbf Y}$); the
 # softmax; what a singular value is.
 #
-# **Runs in** about 20 s on 2 CPU cores; only tiny tensors, no training.
+# **Runs in** about 20–50 s on 2 CPU cores; only tiny tensors, no training (the measured time,
+# date and machine load: notebooks/run_times.json).
 
 # %%
 from clml_lib.nb import setup_notebook

@@ -38,8 +38,8 @@
 # a
 # contrastive loss; notebook 06 audits the official code's version of this gradient.
 #
-# **Runs in** about 1 minute on 2 idle CPU cores (two short teaching runs of about 20 s each),
-# longer on a busy machine.
+# **Runs in** about 1–2.5 minutes on 2 CPU cores, most of it two short training runs of one thread
+# each (the measured time, date and machine load: notebooks/run_times.json).
 
 # %%
 from clml_lib.nb import setup_notebook

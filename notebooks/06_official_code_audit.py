@@ -35,7 +35,8 @@
 #
 # **Prerequisites:** notebook 03 (the low-rank terms and their subgradient). Basic autograd.
 #
-# **Runs in** about 10 s on 2 CPU cores. No training, no data files.
+# **Runs in** about 10–25 s on 2 CPU cores. No training, no data files (the measured time, date
+# and machine load: notebooks/run_times.json).
 
 # %%
 from clml_lib.nb import setup_notebook

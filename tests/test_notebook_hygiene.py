@@ -294,10 +294,12 @@ def test_runs_in_line_matches_measured_time(name):
     assert m, f"{name}: no '**Runs in** about N s|minutes' line"
     lo, hi, unit = float(m.group(1)), float(m.group(2) or m.group(1)), m.group(3)
     scale = 1.0 if unit == "s" else 60.0
-    measured = json.loads(RUN_TIMES.read_text())[name]["seconds"]
-    assert lo * scale / 2 <= measured <= hi * scale * 2, (
-        f"{name}: 'Runs in about {m.group(0)[16:]}' but measured {measured:.0f} s "
-        "(notebooks/run_times.json)"
+    rec = json.loads(RUN_TIMES.read_text())[name]
+    # a machine busier than its cores slows a one-thread notebook about in proportion
+    slowdown = max(1.0, (rec["load_1min"] or 0.0) / rec["cores"])
+    assert lo * scale / 2 <= rec["seconds"] <= hi * scale * 2 * slowdown, (
+        f"{name}: {m.group(0)!r} but measured {rec['seconds']:.0f} s at load "
+        f"{rec['load_1min']} on {rec['cores']} cores (notebooks/run_times.json)"
     )
 
 
