@@ -631,11 +631,9 @@ print(f"unobserved entries: {int(unobserved.sum())}; random-guess precision {bas
 assert auc[-1] > 0.6 and auc[-1] > auc[0]
 # what the text says: after epoch 0 most unobserved entries are mined at about the random-guess
 # precision; after epoch 1 almost nothing; later the recall stays small, far below the epoch-0
-# value; where later models mine at least 10 labels, they are right about twice as often as chance
+# value (the precision of the later models is asserted in section 6, over all thresholds)
 assert mined_02[0] > 0.5 * int(unobserved.sum()) and abs(curves[0][j02, 0] - base_rate) < 0.05
 assert mined_02[1] < 10 and recall_02[0] > 0.5 and max(recall_02[1:]) < 0.2 * recall_02[0]
-later = [e for e in stops[2:] if mined_02[e] >= 10]
-assert later and all(curves[e][j02, 0] > 1.8 * base_rate for e in later)
 assert auc[0] < 0.55
 
 # %%
@@ -677,10 +675,11 @@ plt.show()
 
 # %% [markdown]
 # As the classifier learns, its scores rank the missing positives better above the true
-# negatives (the AUC grows over the run, from chance level). Where a later model mines at least
-# 10 labels at $\tau=0.2$, they are right about twice as often as a random guess or more (the
-# printed precision), and at higher $\tau$ more often still (section 6). The premise of the rule,
-# that confident predictions of a trained classifier are mostly right, holds.
+# negatives (the AUC grows over the run, from chance level). The labels the last model mines at
+# its best threshold are right more than twice as often as a random guess (section 6, asserted
+# there); at $\tau=0.2$ the printed precision of the later models varies from run to run, since
+# they mine only a few hundred labels or fewer. The premise of the rule, that confident
+# predictions of a trained classifier are more often right than chance, holds.
 #
 # The recall at a fixed threshold, however, does **not** grow with training. The model after
 # epoch 0 is uncalibrated and puts every score near the label frequency, so at $\tau=0.2$ it
