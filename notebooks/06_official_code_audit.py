@@ -29,26 +29,25 @@
 # 2. how the two code versions place $\lambda$ (2022 vs 2023, docs/method.md §5.4);
 # 3. what the $\Delta$ floor and absent labels add to the logged loss (5.2, 5.14);
 # 4. why the base-loss reduction (sum vs mean) changes the effective $\lambda$ (2.4);
-# 5. three small ones: dead margin code (5.8), `type=bool` argument parsing (5.12), and
-#    inputs without ImageNet normalisation (5.10).
+# 5. four small ones: dead margin code (5.8), `type=bool` argument parsing (5.12), inputs
+#    without ImageNet normalisation (5.10), and an older upload that calls the loss with two
+#    arguments swapped.
 #
 # **Prerequisites:** notebook 03 (the low-rank terms and their subgradient). Basic autograd.
 #
-# **Runs in** about 10 s on 2 CPU cores. No training, no data files.
+# **Runs in** about 10–25 s on 2 CPU cores. No training, no data files (the measured time, date
+# and machine load: notebooks/run_times.json).
 
 # %%
 from clml_lib.nb import setup_notebook
 
-setup_notebook(seed=0)
-import torch
-
-torch.set_num_threads(1)  # small matrices: extra BLAS / OpenMP threads mostly wait
-
+setup_notebook(seed=0, threads=1)  # one torch thread, as every notebook and training worker
 import argparse
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+import torch
 import torch.nn.functional as F
 from torch import nn
 
@@ -355,17 +354,27 @@ assert rows[2][1] == rows[2][2]
 #
 # * a $\mathbf Z$ whose only non-zero row is that of an image with $m_{\min}$ labels has ratio
 #   $m_{\min}$ (each of its labels has $\lVert\mathbf Z_k\rVert_*=\lVert\mathbf z_i\rVert$);
-# * with $\mathbf D_k$ the 0/1 diagonal matrix of the rows of label $k$,
+# * with $\mathbf D_k$ the 0/1 diagonal matrix of the rows of label $k$, $\sum_k\mathbf
+#   D_k=\operatorname{diag}(m)$, so the triangle inequality gives
 #   $\sum_k\lVert\mathbf Z_k\rVert_*=\sum_k\lVert\mathbf D_k\mathbf
-#   Z\rVert_*\ge\lVert\operatorname{diag}(m)\mathbf Z\rVert_*\ge m_{\min}\lVert\mathbf Z\rVert_*$
-#   (triangle inequality, then $\operatorname{diag}(m)\succeq m_{\min}\mathbf I$).
+#   Z\rVert_*\ge\lVert\operatorname{diag}(m)\mathbf Z\rVert_*$;
+# * and since $\mathbf Z=\operatorname{diag}(1/m)\operatorname{diag}(m)\mathbf Z$ and
+#   $\lVert\mathbf A\mathbf B\rVert_*\le\lVert\mathbf A\rVert_2\lVert\mathbf B\rVert_*$ (spectral
+#   norm times nuclear norm),
+#   $\lVert\mathbf Z\rVert_*\le\lVert\operatorname{diag}(1/m)\rVert_2\,
+#   \lVert\operatorname{diag}(m)\mathbf Z\rVert_*=\lVert\operatorname{diag}(m)\mathbf
+#   Z\rVert_*/m_{\min}$.
 #
-# So the 2022 form is bounded below exactly for $\lambda\le m_{\min}$: always for $\lambda\le1$;
-# for *no* $\lambda>1$ as soon as one image of the batch carries a single label (the usual case:
-# the COCO 40 % split has 1.17 labels per image); up to $\lambda=2$ in a batch where every image
-# carries the same two labels (there $\mathbf Z_1=\mathbf Z_2=\mathbf Z$ and the ratio is 2 for
-# every
-# $\mathbf Z$). The 2023 form stays $\ge0$ whenever every image has a label (docs/method.md §2.3).
+# Together: $\sum_k\lVert\mathbf Z_k\rVert_*\ge m_{\min}\lVert\mathbf Z\rVert_*$ for every
+# $\mathbf Z$, with equality for the one-row $\mathbf Z$ above. The next cell checks both
+# inequalities on the batch and on random features.
+#
+# So the 2022 form is bounded below exactly for $\lambda\le m_{\min}$. That holds always for
+# $\lambda\le1$, and for *no* $\lambda>1$ as soon as one image of the batch carries a single label
+# (the usual case: the COCO 40 % split has 1.17 labels per image). In a batch where every image
+# carries the same two labels it holds up to $\lambda=2$ (there $\mathbf Z_1=\mathbf Z_2=\mathbf
+# Z$ and the ratio is 2 for every $\mathbf Z$). The 2023 form stays $\ge0$ whenever every image
+# has a label (docs/method.md §2.3).
 #
 # Measured on the batch above, which has single-label images: at $\lambda=2$, below its own ratio
 # 3.5, the 2022 value is positive at $\mathbf Z$ but falls without limit along the features that
@@ -386,6 +395,13 @@ i_min = int(m.argmin())
 Z_one = torch.zeros_like(Z)
 Z_one[i_min] = Z[i_min]  # keep only the row of an image with the fewest labels
 print(f"fewest labels on one image: m_min = {int(m.min())}; batch ratio at Z: {local / glob:.2f}")
+nuc_ = lambda A: torch.linalg.svdvals(A).sum().item()  # noqa: E731
+g_try = torch.Generator().manual_seed(20)
+for Z_try in [Z, *(torch.randn(N, D, generator=g_try, dtype=torch.float64) for _ in range(5))]:
+    sum_k = sum(nuc_(Z_try[Y[:, k] == 1]) for k in range(Y.shape[1]) if Y[:, k].any())
+    scaled = nuc_(m[:, None] * Z_try)  # ||diag(m) Z||_*
+    assert sum_k >= scaled * (1 - 1e-12) and scaled >= m.min().item() * nuc_(Z_try) * (1 - 1e-12)
+print("sum_k ||Z_k||_* >= ||diag(m) Z||_* >= m_min ||Z||_*: holds on Z and 5 random batches")
 print(f"lambda = 2, features Z: 2022 form {low_rank_2022(Z, Y, 2.0):.4f}")
 for c in [1.0, 10.0, 100.0]:
     print(
@@ -562,7 +578,7 @@ assert torch.allclose(N * C * g_mean, g_sum) and np.isclose(lam_mean, lam_sum / 
 # `--lambda_ 1.0` gives CLML $5120$ times the weight the reference intended. **Our decision**:
 # `reduction='sum'` by default, as the reference; `equivalent_lambda` for the other convention.
 #
-# ## 5. Three small discrepancies
+# ## 5. Four small discrepancies
 #
 # ### 5a. Dead margin code in the label correction (docs/method.md §5.8)
 #
@@ -644,6 +660,41 @@ for name, t_ in [
 # Fine-tuning (BatchNorm statistics, 26 epochs) absorbs much of this, so it is a protocol
 # difference rather than a bug; but pretrained features start off-distribution. **Our decision**:
 # `normalize=False` by default, to match the reference; `normalize=True` is one flag away.
+#
+# ### 5d. An older upload passes `epoch` and `feature` in swapped order
+#
+# In commit `085ae1fc` of the official repository, `ConLoss_MLML.py` defines
+# `CLML.forward(self, logits, targets, feature, epoch, lam)`, while `train_clml.py` calls it as
+# `crit_clml(output, target, epoch, feature, lam)`: the epoch number arrives as `feature` and the
+# feature tensor as `epoch`. The first thing `forward` does with `epoch` is the start-epoch test
+# `if epoch >= self.change_epoch:`. Rebuilt with the same argument order (only the test, the rest
+# of the method left out), called as the script calls it:
+
+
+# %%
+def clml_forward_085ae1fc(logits, targets, feature, epoch, lam, change_epoch=1):
+    """The argument order and the start-epoch test of that upload's CLML.forward."""
+    if epoch >= change_epoch:  # meant for an int epoch
+        return "correction on"
+    return "correction off"
+
+
+feature_batch = torch.rand(64, 2048, generator=torch.Generator().manual_seed(6))  # (N, D)
+print("intended order:", clml_forward_085ae1fc(s, y, feature_batch, 3, 1.0))
+try:
+    clml_forward_085ae1fc(s, y, 3, feature_batch, 1.0)  # the order train_clml.py uses
+    swapped = "no error"
+except RuntimeError as err:
+    swapped = f"RuntimeError: {err}"
+print("order of the script's call:", swapped)
+assert swapped.startswith("RuntimeError: Boolean value of Tensor with more than one")
+
+# %% [markdown]
+# With the swapped order, `epoch >= 1` compares every entry of the feature tensor, and `if` on a
+# tensor of 64 x 2048 booleans raises, at the first step of training, whatever the epoch. So
+# that upload, as committed, cannot train with CLML at all. What we can verify is these two
+# lines of that commit; which version of the code produced the paper's numbers, the repository
+# does not say. The other sections rebuild the code as docs/method.md §5 reads it.
 #
 # ## What this means for the paper's reported gains
 #

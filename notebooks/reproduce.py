@@ -35,10 +35,10 @@
 # `AssertionError`, so a broken run fails papermill and nbval loudly.
 #
 # **Runs in** about 1–1.5 minutes on 2 CPU cores with the defaults below (the from-scratch tiny
-# CNN, 10 epochs), and about 15–20 s with `params/teaching.yaml` (3 fine-tuning epochs; most of it
-# the kernel start and the imports). A grid of many runs is faster without a notebook per run:
-# `python -m clml_lib.reproduce --grid teaching --runner process --jobs 2` calls the same `fit`
-# on the same configurations in long-lived worker processes.
+# CNN, 10 epochs); with `params/teaching.yaml`, the fine-tuning regime of docs/teaching_regime.md,
+# as long as that regime's runs take there. A grid of many runs is faster without a notebook
+# per run: `python -m clml_lib.reproduce --grid teaching --runner process --jobs 2` calls the
+# same `fit` on the same configurations in long-lived worker processes.
 #
 # **Parameters.** The parameters cell below is generated from the run schema
 # (`clml_lib.train.TrainConfig`, listed in `docs/configuration.md`); a test keeps it equal to the
@@ -127,7 +127,7 @@ parameters = {
 from clml_lib.nb import setup_notebook  # noqa: E402
 
 # One intra-op thread: on the 2-core CI machine two threads made these small CPU runs 2 to 8x
-# slower (3 teaching epochs: 7 s vs 17-26 s at load 3, 21 s vs 170 s at load 10). Plot settings
+# slower (a short teaching run: 7 s vs 17-26 s at load 3, 21 s vs 170 s at load 10). Plot settings
 # (and the matplotlib import) wait for the first figure.
 setup_notebook(seed, threads=1, plots=False)
 
