@@ -304,8 +304,9 @@ def _merge_sections(app, env, docnames, other):
 
 XREF_PATH = (r"(?:(?:docs|notebooks|data)/(?:[\w.-]+/)*[\w.-]+\.(?:md|ipynb)"
              r"|clml_lib/(?:[\w]+/)*[\w]+\.py|notebooks/solutions/?(?![\w.]))")
-XREF_TEXT = re.compile(r"(?<![\w/.-])(" + XREF_PATH + r")((?:,?\s*)§\s?(\d+[a-z]?(?:\.\d+[a-z]?)*))?")
-XREF_SECTION = re.compile(r"^(\s*)§\s?(\d+[a-z]?(?:\.\d+[a-z]?)*)")
+SECTION_REF = r"§\s?(\d+[a-z]?(?:\.\d+[a-z]?)*)"
+XREF_TEXT = re.compile(r"(?<![\w/.-])(" + XREF_PATH + r")((?:,?\s*)" + SECTION_REF + ")?")
+XREF_SECTION = re.compile(r"^(\s*)" + SECTION_REF)
 _SKIP_PARENTS = (nodes.reference, nodes.literal_block, nodes.raw, nodes.math, nodes.math_block,
                  nodes.comment, nodes.target, nodes.FixedTextElement)
 
