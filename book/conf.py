@@ -57,6 +57,7 @@ myst_heading_anchors = 3
 autodoc_member_order = "bysource"
 autodoc_default_options = {"members": True, "show-inheritance": True}
 autodoc_typehints = "description"
+autodoc_preserve_defaults = True  # signatures show `folder=PARAMS_DIR`, not a path of this machine
 autodoc_inherit_docstrings = False  # torch.autograd.Function docstrings are not ours
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False

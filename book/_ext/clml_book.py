@@ -321,8 +321,9 @@ def _target(env, path: str) -> tuple[str, str] | None:
         parts = path[:-3].split("/")
         if parts[-1] == "__init__":
             parts = parts[:-1]
-        doc = "api/" + ".".join(parts[:2])
-        return (doc, "module-" + ".".join(parts)) if doc in env.found_docs else None
+        # the module's entry in the Python domain (written by automodule on its API page)
+        entry = env.get_domain("py").data.get("modules", {}).get(".".join(parts))
+        return (entry[0], entry[1]) if entry else None
     doc = path.rsplit(".", 1)[0]
     return (doc, "") if doc in env.found_docs else None
 
