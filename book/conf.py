@@ -10,6 +10,7 @@ fetched at build or view time: the theme ships with its Python package and MathJ
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from pathlib import Path
 
@@ -56,6 +57,7 @@ myst_heading_anchors = 3
 autodoc_member_order = "bysource"
 autodoc_default_options = {"members": True, "show-inheritance": True}
 autodoc_typehints = "description"
+autodoc_preserve_defaults = True  # signatures show `folder=PARAMS_DIR`, not a path of this machine
 autodoc_inherit_docstrings = False  # torch.autograd.Function docstrings are not ours
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
@@ -68,17 +70,32 @@ mathjax3_config = {
     "options": {"enableMenu": False},
 }
 
+#: the repository's address, shown on the landing page and as the header's repository button.
+#: Filled by book/build.py from ``git remote get-url origin`` (credentials dropped); empty when the
+#: checkout has no such remote, and then nothing links to a repository (no address is guessed).
+clml_repository_url = os.environ.get("CLML_REPOSITORY_URL", "")
+
 html_theme = "sphinx_book_theme"
 html_title = "clml: CLML, reference and teachable"
 html_static_path = [str(BOOK / "_static")]
 clml_mathjax_dir = _mathjax_dir()  # es5/ and LICENSE copied to _static/mathjax/ (clml_book.py)
 html_css_files = ["clml_book.css"]
+html_js_files = ["clml_book.js"]  # display equations fitted to the column
 html_theme_options = {
     "show_toc_level": 2,
     "home_page_in_toc": True,
     "use_download_button": True,
     "navigation_with_keys": False,
+    # one search box: the one in the sidebar (none in the top bar)
+    "navbar_persistent": [],
+    # the results pages' wide tables get the width of the page's table of contents
+    "secondary_sidebar_items": {"**": ["page-toc"]} | {
+        page: [] for page in ["results"] + [
+            p.relative_to(BOOK.parent).with_suffix("").as_posix()
+            for p in sorted((BOOK.parent / "docs" / "results").glob("*.md"))]},
 }
+if clml_repository_url.startswith(("https://", "http://")):
+    html_theme_options |= {"repository_url": clml_repository_url, "use_repository_button": True}
 # an explicit colour mode: without it the theme logs a console error on the first page a
 # browser opens (empty mode in a fresh profile)
 html_context = {"default_mode": "auto"}

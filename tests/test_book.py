@@ -2,12 +2,16 @@
 
 The site is built from the committed executed notebooks (or a build newer than every input is
 reused), then Debian's Chromium, driven by Selenium through Debian's chromedriver
-(``SE_OFFLINE=true``: nothing is downloaded), opens every page from disk (``file://``) and checks:
-no SEVERE console message, MathJax finished and every ``.math`` element typeset without TeX
-error, no raw ``$$`` / ``\\(`` / ``\\[`` (or ``$...\\cmd...$``) left in the rendered text, every
-image loaded (``naturalWidth > 0``), every internal link pointing at an existing file and anchor,
-and the sidebar listing the chapters in reading order. Screenshots of the landing page and of
-notebook 03 go to ``runs/book_screenshots/``.
+(``SE_OFFLINE=true``: nothing is downloaded), opens every page from disk (``file://``) at a
+1400-px window and checks: no SEVERE console message, MathJax finished and every ``.math``
+element typeset without TeX error, no raw ``$$`` / ``\\(`` / ``\\[`` (or ``$...\\cmd...$``) left
+in the rendered text, every image loaded (``naturalWidth > 0``) and no figure enlarged past its
+pixels, every internal link pointing at an existing file and anchor, the sidebar listing the
+chapters in reading order (and no solutions page), no element of the article wider than the
+text column unless it sits in its own scroll box, no ``NBVAL`` text, no raw backtick in the prose,
+every ``docs/... §n`` reference a link, no table column that is empty or "n/a" in every row, and
+exactly one visible search box. Screenshots of the landing page, notebook 01 section 5, notebook
+03 and the results page go to ``runs/book_screenshots/``.
 
 Without Sphinx or the browser the tests fail in CI (``CI=true``) with the install commands, and
 skip elsewhere with the same message.
@@ -38,7 +42,8 @@ sys.path.insert(0, str(ROOT / "book"))
 sys.path.insert(0, str(ROOT / "book" / "_ext"))
 
 import build as book_build  # noqa: E402  (book/build.py)
-from clml_book import docstring_to_rest  # noqa: E402  (book/_ext/clml_book.py)
+import run_times  # noqa: E402  (book/run_times.py)
+from clml_book import _drop_empty_columns, docstring_to_rest  # noqa: E402  (book/_ext/)
 
 CHAPTER_NB = re.compile(r"^\d\d_")
 INSTALL_BOOK = "pip install -e '.[book]'  (sphinx, myst-nb, sphinx-book-theme, selenium, " \
@@ -143,13 +148,119 @@ def _notebook(path: Path, intro: str = "") -> None:
     path.write_text(json.dumps(nb))
 
 
-def test_run_time_is_the_sentence_the_notebook_states(tmp_path):
-    nb = tmp_path / "07_x.ipynb"
-    _notebook(nb, "Intro.\n\n**Runs in** about 20 s on 2 CPU\ncores; no training.\n\nNext.")
-    assert book_build.run_time(nb) == {"stated": "about 20 s on 2 CPU cores; no training.",
-                                       "cells": 1}
-    _notebook(nb, "No statement.")
-    assert book_build.run_time(nb)["stated"] is None
+def test_run_times_record_load_describe(tmp_path):
+    path = tmp_path / "run_times.json"
+    assert run_times.load(path) == {}
+    entry = run_times.record("notebooks/07_x.ipynb", 97, path)
+    assert entry["seconds"] == 97 and entry["cpus"] >= 1
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", entry["executed_at"])
+    run_times.record("notebooks/00_a.ipynb", 5, path)
+    data = run_times.load(path)
+    assert list(data) == ["notebooks/00_a.ipynb", "notebooks/07_x.ipynb"]  # sorted, both kept
+    assert run_times.describe(data["notebooks/07_x.ipynb"]).startswith("1 min 37 s (")
+    assert run_times.describe(data["notebooks/00_a.ipynb"]).startswith("5 s (")
+    assert run_times.describe(None) == "not measured yet"
+    with pytest.raises(run_times.RunTimesError, match="notebooks/\\*.ipynb"):
+        run_times.record("docs/x.md", 3, path)
+    with pytest.raises(run_times.RunTimesError, match=">= 0"):
+        run_times.record("notebooks/00_a.ipynb", -1, path)
+    path.write_text('{"notebooks/a.ipynb": {"seconds": "3"}}')
+    with pytest.raises(run_times.RunTimesError, match="notebooks/a.ipynb"):
+        run_times.load(path)
+    path.write_text("{not json")
+    with pytest.raises(run_times.RunTimesError, match=":1: not JSON"):
+        run_times.load(path)
+
+
+def test_run_times_page_shows_the_measured_times(tmp_path):
+    nbs = tmp_path / "notebooks"
+    nbs.mkdir()
+    for name in ("00_a", "01_b"):
+        _notebook(nbs / f"{name}.ipynb")
+    measured = {"notebooks/00_a.ipynb": {"seconds": 125, "executed_at": "2026-12-04T10:00:00Z",
+                                         "cpus": 2, "cpu": "x"}}
+    times = {}
+    for nb in book_build.chapters(tmp_path):
+        times[nb.relative_to(tmp_path).with_suffix("").as_posix()] = book_build.run_time(
+            nb, measured, tmp_path)
+    assert times["notebooks/00_a"]["seconds"] == 125
+    assert times["notebooks/01_b"] == {"path": "notebooks/01_b.ipynb", "cells": 1,
+                                       "seconds": None, "measured": "not measured yet"}
+    old_root = book_build.ROOT
+    book_build.ROOT = tmp_path
+    try:
+        page = book_build.run_times_page(book_build.chapters(tmp_path), times)
+    finally:
+        book_build.ROOT = old_root
+    assert "| [00_a](notebooks/00_a.ipynb) | 1 | 2 min 05 s (2 CPUs, 2026-12-04) |" in page
+    assert "| [01_b](notebooks/01_b.ipynb) | 1 | not measured yet |" in page
+    assert "Not measured yet: 01_b.ipynb." in page
+
+
+def test_repository_url_from_git_remote(tmp_path):
+    assert book_build.repository_url(tmp_path) == ""  # not a git checkout: no address
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    assert book_build.repository_url(tmp_path) == ""  # no origin: no address
+    for remote, shown in [("https://user:secret@example.org/team/clml.git",
+                           "https://example.org/team/clml"),
+                          ("git@example.org:team/clml.git", "https://example.org/team/clml")]:
+        subprocess.run(["git", "-C", str(tmp_path), "remote", "remove", "origin"],
+                       capture_output=True)
+        subprocess.run(["git", "-C", str(tmp_path), "remote", "add", "origin", remote],
+                       check=True)
+        assert book_build.repository_url(tmp_path) == shown
+    assert "REPOSITORY_ADDRESS" in book_build.get_the_code("")
+    block = book_build.get_the_code("https://example.org/team/clml")
+    assert "git clone https://example.org/team/clml.git clml" in block
+    assert "bash scripts/lab.sh" in block
+
+
+def test_solutions_page_folds_each_exercise_with_its_code(tmp_path):
+    (tmp_path / "clml_lib" / "exercises").mkdir(parents=True)
+    (tmp_path / "clml_lib" / "exercises" / "ch07.py").write_text(
+        'def check_alpha(answer):\n    """Exercise 07.1. Alpha."""\n\n\n'
+        'def check_beta(answer):\n    """Exercise 07.2. Beta."""\n')
+    sol = tmp_path / "notebooks" / "solutions"
+    sol.mkdir(parents=True)
+    (sol / "ch07.py").write_text("def _helper():\n    return 1\n\n\n"
+                                 "def solve_alpha():\n    return _helper()\n\n\n"
+                                 "def solve_beta():\n    return 2\n")
+    (sol / "ch07.md").write_text("# Notebook 07: written solutions\n\n## Exercise 07.1\n\n"
+                                 "Because $x$.\n")
+    assert book_build.exercise_functions("07", tmp_path) == {"07.1": "alpha", "07.2": "beta"}
+    page = book_build.solutions_page(sol / "ch07.md", tmp_path)
+    assert page.startswith("---\norphan: true\n---\n")
+    one = page[page.index("## Exercise 07.1"):page.index("## Exercise 07.2")]
+    assert "::::{clml-toggle} Show the solution" in one and "Because $x$." in one
+    assert "def solve_alpha():\n    return _helper()" in one
+    two = page[page.index("## Exercise 07.2"):page.index("## The whole file")]
+    assert "def solve_beta():" in two  # no written section: the code alone, folded
+    assert "def _helper()" in page[page.index("## The whole file"):]
+
+
+def test_empty_and_na_columns_are_left_out():
+    from docutils.core import publish_doctree
+
+    rst = """
++------+-------+-----------------------+------+
+| name | value | paper                 | note |
++======+=======+=======================+======+
+| a    | 1     | n/a (not in the paper)|      |
++------+-------+-----------------------+------+
+| b    | 2     | n/a (not in the paper)|      |
++------+-------+-----------------------+------+
+"""
+    from docutils import nodes
+
+    tree = publish_doctree(rst, settings_overrides={"report_level": 5})
+    _drop_empty_columns(tree)
+    table = next(iter(tree.findall(nodes.table)))
+    head = [e.astext() for e in next(iter(table.findall(nodes.thead))).findall(nodes.entry)]
+    assert head == ["name", "value"]
+    note = [p.astext() for p in tree.findall(nodes.paragraph) if "clml-dropped-columns"
+            in p["classes"]]
+    assert note == ["Left out of this table: “paper” (“n/a (not in the paper)” in every row); "
+                    "“note” (empty in every row)."]
 
 
 def test_chapters_in_reading_order(tmp_path):
@@ -237,18 +348,44 @@ def test_site_needs_no_network(site):
 
 
 def test_chapter_pages_say_how_to_run(site):
-    """Each numbered chapter: how to open it in JupyterLab, the download, its stated run time."""
+    """Each numbered chapter: lab.sh and its path, the download, its measured run time."""
+    measured = run_times.load()
     for nb in book_build.chapters():
         page = site / nb.relative_to(ROOT).with_suffix(".html")
         html_text = page.read_text(encoding="utf-8")
         assert "clml-chapter-note" in html_text, f"{page}: no 'run this chapter' note"
         text = " ".join(re.sub(r"<[^>]+>", " ", html_text).split())
-        assert f"jupyter lab {nb.relative_to(ROOT).as_posix()}" in text, page
+        assert "bash scripts/lab.sh" in text and nb.relative_to(ROOT).as_posix() in text, page
         assert (page.parent / nb.name).is_file(), f"{page}: notebook download missing"
-        if CHAPTER_NB.match(nb.name):
-            stated = book_build.run_time(nb)["stated"]
-            assert stated, f"{nb}: its introduction states no run time ('**Runs in** ...')"
-            assert "Runs in " + " ".join(stated.split()[:4]) in text, f"{page}: run time missing"
+        entry = measured.get(nb.relative_to(ROOT).as_posix())
+        assert f"Measured run time: {run_times.describe(entry)}" in text, page
+
+
+def test_landing_page_gets_the_code(site):
+    html_text = (site / "index.html").read_text(encoding="utf-8")
+    assert 'id="get-the-code-and-run-it"' in html_text
+    text = " ".join(re.sub(r"<[^>]+>", " ", html_text).split())
+    url = book_build.repository_url()
+    if url:
+        assert f'href="{url}"' in html_text and f"git clone {url}" in text
+    else:  # no origin remote: says so, invents no address
+        assert "without an origin remote" in text
+        assert "git clone REPOSITORY_ADDRESS clml" in text
+    assert "bash scripts/lab.sh" in text
+
+
+def test_solutions_are_folded_with_their_code(site):
+    pages = sorted((site / "notebooks" / "solutions").glob("ch*.html"))
+    assert pages, "no solutions page"
+    for page in pages:
+        html_text = page.read_text(encoding="utf-8")
+        folds = re.findall(r"<details class=\"clml-toggle\"[^>]*>", html_text)
+        assert folds and all(" open" not in f for f in folds), f"{page}: no closed toggle"
+        chapter = page.stem[2:]
+        for number, name in book_build.exercise_functions(chapter).items():
+            i = html_text.find(f"Exercise {number}")
+            assert i >= 0, f"{page}: exercise {number} missing"
+            assert f"solve_{name}" in html_text[i:], f"{page}: code of {number} missing"
 
 
 # --------------------------------------------------------------------------------------------
@@ -294,10 +431,88 @@ const t0 = Date.now();
 
 _LINKS_JS = "return Array.from(document.querySelectorAll('a[href]')).map(a => a.href);"
 
+_LAYOUT_JS = r"""
+const art = document.querySelector('article.bd-article, .bd-search-container');
+if (!art) return {ok: false, why: 'no article.bd-article (nor search container)'};
+const cs = getComputedStyle(art), ar = art.getBoundingClientRect();
+const left = ar.left + parseFloat(cs.paddingLeft) - 1;
+const right = ar.right - parseFloat(cs.paddingRight) + 1;
+const cls = e => typeof e.className === 'string' && e.className
+    ? '.' + e.className.trim().split(/\s+/).join('.') : '';
+const name = e => e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') + cls(e);
+const scrolls = e => ['auto', 'scroll', 'hidden', 'clip'].includes(getComputedStyle(e).overflowX);
+const inside = r => r.left >= left && r.right <= right;
+const wide = [];
+for (const e of art.querySelectorAll('*')) {
+    const r = e.getBoundingClientRect();
+    if (r.width === 0 || r.height === 0 || inside(r)) continue;
+    if (e.closest('mjx-assistive-mml')) continue;  // MathJax's clipped copy for screen readers
+    let box = e.parentElement, boxed = false;
+    while (box && box !== art) {
+        if (scrolls(box) && inside(box.getBoundingClientRect())) { boxed = true; break; }
+        box = box.parentElement;
+    }
+    if (!boxed) wide.push(`${name(e)} [${Math.round(r.left)}, ${Math.round(r.right)}] `
+                          + `column [${Math.round(left)}, ${Math.round(right)}]: `
+                          + (e.textContent || '').trim().slice(0, 60));
+}
+const all = art.textContent;
+const prose = art.cloneNode(true);
+prose.querySelectorAll('pre, code, script, style, mjx-container, textarea, .highlight, dt.sig')
+     .forEach(e => e.remove());  // (a signature shows values of constants, quotes and all)
+const unlinked = art.cloneNode(true);
+unlinked.querySelectorAll('a, pre, script, style, mjx-container, .highlight')
+        .forEach(e => e.remove());
+const visible = e => e.offsetParent !== null && e.getBoundingClientRect().width > 0
+    && getComputedStyle(e).visibility !== 'hidden';
+const search = Array.from(document.querySelectorAll(
+    '.search-button-field, .search-button, input[type=search], form.bd-search, form[role=search]'))
+    .filter(visible);
+const searchBoxes = search.filter(e => !search.some(o => o !== e && o.contains(e))).map(name);
+const tables = [];
+for (const table of art.querySelectorAll('table:has(thead)')) {  // data tables
+    const rows = Array.from(table.querySelectorAll('tbody tr')).map(
+        tr => Array.from(tr.children).map(td => td.textContent.trim()));
+    if (!rows.length) continue;
+    const n = Math.max(...rows.map(r => r.length));
+    for (let j = 0; j < n; j++) {
+        if (rows.every(r => r.length === n && (r[j] === '' || /^n\/a/i.test(r[j])))) {
+            const th = table.querySelectorAll('thead th')[j];
+            tables.push(th ? th.textContent.trim() : `column ${j + 1}`);
+        }
+    }
+}
+const figures = Array.from(art.querySelectorAll('.cell_output img'))
+    .filter(i => i.complete && i.naturalWidth > 0 && i.clientWidth > i.naturalWidth + 1)
+    .map(i => `${i.getAttribute('src')}: ${i.naturalWidth} px shown at ${i.clientWidth}`);
+return {ok: true, wide: wide, nbval: (all.match(/.{0,40}NBVAL.{0,40}/) || [null])[0],
+        backtick: (prose.textContent.match(/.{0,60}`.{0,60}/) || [null])[0],
+        unlinked: (unlinked.textContent.match(
+            /.{0,40}\b(?:docs|notebooks)\/[\w.\/-]+\.(?:md|ipynb)\s*§\s?\d.{0,20}/) || [null])[0],
+        search: searchBoxes, na_columns: tables, enlarged: figures,
+        column: [left, right]};
+"""
+
 _TOC_JS = r"""
 return Array.from(document.querySelectorAll('nav.bd-docs-nav a.reference.internal'))
             .map(a => a.href);
 """
+
+_SCROLL_TO = "const e = document.querySelector({!r}); if (e) e.scrollIntoView({{block: 'start'}});"
+#: screenshots at a 1400-px window: name -> (page, script that scrolls to the part shown)
+SCREENSHOTS = {
+    "landing.png": ("index.html", ""),
+    "notebook_01_section_5.png": (
+        "notebooks/01_false_negative_mining.html",
+        "const h = Array.from(document.querySelectorAll('h2'))"
+        "                .find(e => e.textContent.trim().startsWith('5.'));"
+        "if (h) h.scrollIntoView({block: 'start'});"),
+    "notebook_03.png": ("notebooks/03_low_rank_terms.html", ""),
+    "notebook_03_figure.png": ("notebooks/03_low_rank_terms.html",
+                               _SCROLL_TO.format(".cell_output img")),
+    "results.png": ("docs/results/teaching.html", ""),
+    "results_tables.png": ("docs/results/teaching.html", _SCROLL_TO.format("table")),
+}
 
 RAW_MATH = [
     (re.compile(r"\$\$"), "$$"),
@@ -326,7 +541,7 @@ def crawl(site):
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
                  "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
-                 "--window-size=1400,2000", "--hide-scrollbars", f"--user-data-dir={profile}"):
+                 "--window-size=1400,1300", "--hide-scrollbars", f"--user-data-dir={profile}"):
         opts.add_argument(flag)
     opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(executable_path=driver_bin), options=opts)
@@ -346,16 +561,14 @@ def crawl(site):
                 "links": driver.execute_script(_LINKS_JS),
                 "toc": driver.execute_script(_TOC_JS),
                 "console": [e for e in driver.get_log("browser") if e["level"] == "SEVERE"],
+                "layout": driver.execute_script(_LAYOUT_JS),
             }
-            if rel == "index.html":
-                driver.save_screenshot(str(SHOTS / "landing.png"))
-            if rel.startswith("notebooks/03_"):
-                driver.save_screenshot(str(SHOTS / "notebook_03.png"))
-                driver.execute_script(
-                    "const i = document.querySelector('.cell_output img');"
-                    "if (i) i.scrollIntoView({block: 'center'});")
+            for shot, (where, scroll) in SCREENSHOTS.items():
+                if rel != where:
+                    continue
+                driver.execute_script("window.scrollTo(0, 0);" + scroll)
                 time.sleep(0.3)
-                driver.save_screenshot(str(SHOTS / "notebook_03_figure.png"))
+                driver.save_screenshot(str(SHOTS / shot))
     finally:
         driver.quit()
         shutil.rmtree(profile, ignore_errors=True)
@@ -442,7 +655,65 @@ def test_browser_toc_lists_chapters_in_order(crawl, site):
             < listed.index("api/index.html"), f"{page}: sidebar sections out of order: {listed}"
 
 
+
+
+def _layout(crawl) -> dict:
+    bad = [f"{p}: {f['layout']['why']}" for p, f in crawl.items() if not f["layout"]["ok"]]
+    assert not bad, "\n".join(bad)
+    return {p: f["layout"] for p, f in crawl.items()}
+
+
+def test_browser_nothing_wider_than_the_column(crawl):
+    """At 1400 px, every element of the article fits the text column or sits in a scroll box."""
+    bad = [f"{p}: {w}" for p, lay in _layout(crawl).items() for w in lay["wide"]]
+    assert not bad, f"{len(bad)} elements run past the text column:\n" + "\n".join(bad[:30])
+
+
+def test_browser_no_nbval_markers_or_raw_backticks(crawl):
+    bad = []
+    for p, lay in _layout(crawl).items():
+        if lay["nbval"]:
+            bad.append(f"{p}: NBVAL in the page: ...{lay['nbval']}...")
+        if lay["backtick"]:
+            bad.append(f"{p}: raw backtick in the prose: ...{lay['backtick']}...")
+    assert not bad, "\n".join(bad)
+
+
+def test_browser_section_references_are_links(crawl):
+    bad = [f"{p}: ...{lay['unlinked']}..." for p, lay in _layout(crawl).items()
+           if lay["unlinked"]]
+    assert not bad, "'docs/... §n' references that are not links:\n" + "\n".join(bad)
+    # and they do link: notebook 01 names docs/method.md §2.1 in a heading
+    assert any("docs/method.html#" in h for h in
+               crawl["notebooks/01_false_negative_mining.html"]["links"])
+
+
+def test_browser_one_search_box(crawl):
+    bad = [f"{p}: {lay['search']}" for p, lay in _layout(crawl).items()
+           if len(lay["search"]) != 1]
+    assert not bad, "pages without exactly one visible search box:\n" + "\n".join(bad)
+
+
+def test_browser_tables_have_no_empty_columns(crawl):
+    bad = [f"{p}: {lay['na_columns']}" for p, lay in _layout(crawl).items()
+           if lay["na_columns"]]
+    assert not bad, "table columns empty or n/a in every row:\n" + "\n".join(bad)
+
+
+def test_browser_figures_not_enlarged(crawl):
+    bad = [f"{p}: {e}" for p, lay in _layout(crawl).items() for e in lay["enlarged"]]
+    assert not bad, "figures shown larger than their pixels (blurred):\n" + "\n".join(bad)
+
+
+def test_browser_sidebar_lists_no_solutions_page(crawl):
+    for page in ("index.html", "notebooks/01_false_negative_mining.html"):
+        listed = [urllib.parse.urlsplit(h).path for h in crawl[page]["toc"]]
+        assert not [h for h in listed if re.search(r"/solutions/ch\d+\.html$", h)], \
+            f"{page}: the sidebar lists solution pages: {listed}"
+
+
 def test_browser_screenshots_saved(crawl):
-    for name in ("landing.png", "notebook_03.png", "notebook_03_figure.png"):
+    for name in SCREENSHOTS:
         shot = SHOTS / name
         assert shot.is_file() and shot.stat().st_size > 10_000, f"{shot}: missing or empty"
+

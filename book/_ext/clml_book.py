@@ -1,15 +1,23 @@
-"""Sphinx extension of the clml book: docstring math, chapter notes, MathJax on every page.
+"""Sphinx extension of the clml book: docstring math, chapter notes, links, toggles, tidy output.
 
-Three jobs, each small:
+Each job small and separate:
 
 1. ``autodoc-process-docstring``: the library's docstrings write math as ``$...$`` and
    ``$$...$$`` (Markdown habits) and tables as Markdown pipe tables. reST knows neither, so each
    docstring is rewritten before parsing: display math -> ``.. math::`` blocks, inline math ->
    ``:math:`` roles, pipe tables -> ``.. list-table::``. Text inside ````literals```` is left alone.
-2. ``doctree-resolved``: every notebook page gets a note under its title saying how to open it in
-   JupyterLab and how long it takes to run, as the notebook's introduction states it
-   (``book/build.py`` collects those sentences into ``run_times.json`` in the staged source).
-3. MathJax is loaded on every page (section titles with math show up in the sidebar of pages that
+2. ``doctree-read``: ``# NBVAL_...`` marker lines (instructions to nbval, not to the reader) are
+   taken out of code blocks; table columns that are empty or say "n/a" in every row are left
+   out, with a line under the table naming them; the numbered sections of each page ("2.1 ...")
+   are collected for the cross-references.
+3. ``doctree-resolved``: repository paths of pages written in prose or inline code
+   (``docs/method.md §2.1``, ``notebooks/solutions/ch01.md``, ``clml_lib/losses/nuclear.py``)
+   become links to the page, and to the numbered section when a ``§n`` follows. Every notebook
+   page gets a note under its title: how to open it in JupyterLab, its measured run time
+   (``book/build.py`` writes ``run_times.json`` in the staged source), its folded solutions.
+4. The ``clml-toggle`` directive: a closed ``<details>`` whose summary is the argument
+   (the exercise solutions).
+5. MathJax is loaded on every page (section titles with math show up in the sidebar of pages that
    have no math themselves), from ``_static/mathjax`` (copied there from ``clml_mathjax_dir``).
 """
 
@@ -21,6 +29,7 @@ from pathlib import Path
 
 from docutils import nodes
 from docutils.utils import urischemes
+from sphinx.util.docutils import SphinxDirective
 
 # ---------------------------------------------------------------------------------------------
 # 1. Docstrings: $...$, $$...$$ and pipe tables -> reST
@@ -198,8 +207,210 @@ def _process_docstring(app, what, name, obj, options, lines):
 
 
 # ---------------------------------------------------------------------------------------------
-# 2. The chapter note: how to open the notebook, how long it runs
+# 2. Read-time tidying: nbval markers, empty table columns, numbered sections
 # ---------------------------------------------------------------------------------------------
+
+NBVAL_LINE = re.compile(r"^[ \t]*#[ \t]*NBVAL_[A-Z_]+[ \t]*$\n?", re.M)
+
+
+def _strip_nbval(doctree) -> None:
+    """Remove ``# NBVAL_...`` marker lines from every code block of the page."""
+    for block in doctree.findall(nodes.literal_block):
+        text = block.astext()
+        if "NBVAL_" not in text:
+            continue
+        clean = NBVAL_LINE.sub("", text)
+        block[:] = [nodes.Text(clean)]
+        block.rawsource = clean
+
+
+def _is_empty_cell(text: str) -> bool:
+    t = " ".join(text.split()).lower()
+    return t in ("", "-", "—") or t.startswith("n/a")
+
+
+def _drop_empty_columns(doctree) -> None:
+    """Leave out table columns whose body cells are all empty, "-" or "n/a ..."; a paragraph
+    under the table names each column left out and what every row said."""
+    for table in list(doctree.findall(nodes.table)):
+        tgroup = next(iter(table.findall(nodes.tgroup)), None)
+        if tgroup is None:
+            continue
+        head = [r for th in tgroup.findall(nodes.thead) for r in th.findall(nodes.row)]
+        body = [r for tb in tgroup.findall(nodes.tbody) for r in tb.findall(nodes.row)]
+        rows = head + body
+        ncols = int(tgroup.get("cols", 0))
+        if not body or any(len(r) != ncols for r in rows) or any(
+                e.get("morecols") or e.get("morerows") for r in rows for e in r):
+            continue  # spans: leave the table as written
+        drop = [j for j in range(ncols) if all(_is_empty_cell(r[j].astext()) for r in body)]
+        if not drop or len(drop) == ncols:
+            continue
+        said = []
+        for j in drop:
+            name = " ".join(head[-1][j].astext().split()) if head else f"column {j + 1}"
+            values = sorted({" ".join(r[j].astext().split()) for r in body})
+            said.append(f"“{name}” ({' / '.join(f'“{v}”' for v in values if v) or 'empty'} "
+                        "in every row)")
+        for j in sorted(drop, reverse=True):
+            for r in rows:
+                del r[j]
+        specs = [c for c in tgroup.children if isinstance(c, nodes.colspec)]
+        for j in sorted(drop, reverse=True):
+            tgroup.remove(specs[j])
+        tgroup["cols"] = ncols - len(drop)
+        note = nodes.paragraph(classes=["clml-dropped-columns"])
+        note += nodes.Text("Left out of this table: " + "; ".join(said) + ".")
+        table.parent.insert(table.parent.index(table) + 1, note)
+
+
+SECTION_NUMBER = re.compile(r"^(\d+[a-z]?(?:\.\d+[a-z]?)*)\.?(?=\s)")
+
+
+def _collect_sections(app, doctree) -> None:
+    """Numbered sections of the page (``## 2. Method``, ``### 2.1 ...``) -> their HTML ids."""
+    numbers = {}
+    for section in doctree.findall(nodes.section):
+        title = next(iter(section.findall(nodes.title)), None)
+        m = SECTION_NUMBER.match(title.astext().strip()) if title is not None else None
+        if m and section["ids"] and m.group(1) not in numbers:
+            numbers[m.group(1)] = section["ids"][0]
+    env = app.env
+    if not hasattr(env, "clml_sections"):
+        env.clml_sections = {}
+    env.clml_sections[env.docname] = numbers
+
+
+def _doctree_read(app, doctree):
+    _strip_nbval(doctree)
+    _drop_empty_columns(doctree)
+    _collect_sections(app, doctree)
+
+
+def _purge_sections(app, env, docname):
+    getattr(env, "clml_sections", {}).pop(docname, None)
+
+
+def _merge_sections(app, env, docnames, other):
+    if not hasattr(env, "clml_sections"):
+        env.clml_sections = {}
+    env.clml_sections.update({d: s for d, s in getattr(other, "clml_sections", {}).items()
+                              if d in docnames})
+
+
+# ---------------------------------------------------------------------------------------------
+# 3. Cross-references as links; the chapter note
+# ---------------------------------------------------------------------------------------------
+
+XREF_PATH = (r"(?:(?:docs|notebooks|data)/(?:[\w.-]+/)*[\w.-]+\.(?:md|ipynb)"
+             r"|clml_lib/(?:[\w]+/)*[\w]+\.py|notebooks/solutions/?(?![\w.]))")
+SECTION_REF = r"§\s?(\d+[a-z]?(?:\.\d+[a-z]?)*)"
+XREF_TEXT = re.compile(r"(?<![\w/.-])(" + XREF_PATH + r")((?:,?\s*)" + SECTION_REF + ")?")
+XREF_SECTION = re.compile(r"^(\s*)" + SECTION_REF)
+_SKIP_PARENTS = (nodes.reference, nodes.literal_block, nodes.raw, nodes.math, nodes.math_block,
+                 nodes.comment, nodes.target, nodes.FixedTextElement)
+
+
+def _target(env, path: str) -> tuple[str, str] | None:
+    """A repository path -> (docname, anchor) of its page in this site, or None."""
+    path = path.rstrip("/")
+    if path == "notebooks/solutions":
+        doc = "notebooks/solutions/README"
+        return (doc, "") if doc in env.found_docs else None
+    if path.startswith("clml_lib/") and path.endswith(".py"):
+        parts = path[:-3].split("/")
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        # the module's entry in the Python domain (written by automodule on its API page)
+        entry = env.get_domain("py").data.get("modules", {}).get(".".join(parts))
+        return (entry[0], entry[1]) if entry else None
+    doc = path.rsplit(".", 1)[0]
+    return (doc, "") if doc in env.found_docs else None
+
+
+def _section_anchor(env, docname: str, number: str) -> str:
+    """The id of section ``number`` of ``docname``, else of its longest numbered parent."""
+    sections = getattr(env, "clml_sections", {}).get(docname, {})
+    parts = number.split(".")
+    while parts:
+        key = ".".join(parts)
+        if key in sections:
+            return sections[key]
+        if key[-1].isalpha():  # 5b -> 5
+            parts[-1] = parts[-1].rstrip("abcdefghijklmnopqrstuvwxyz")
+            if not parts[-1]:
+                parts.pop()
+            continue
+        parts.pop()
+    return ""
+
+
+def _ref(app, fromdoc: str, target: tuple[str, str], number: str | None, *children):
+    doc, anchor = target
+    if number:
+        anchor = _section_anchor(app.env, doc, number) or anchor
+    uri = app.builder.get_relative_uri(fromdoc, doc) + (f"#{anchor}" if anchor else "")
+    ref = nodes.reference("", "", *children, refuri=uri, internal=True,
+                          classes=["clml-xref"])
+    return ref
+
+
+def _inside(node, kinds) -> bool:
+    parent = node.parent
+    while parent is not None:
+        if isinstance(parent, kinds):
+            return True
+        parent = parent.parent
+    return False
+
+
+def _link_paths(app, doctree, docname) -> None:
+    """Turn repository paths of site pages (with an optional ``§n``) into links."""
+    env = app.env
+    # inline code: `docs/method.md` (and a "§2.1" right after it)
+    for lit in list(doctree.findall(nodes.literal)):
+        if _inside(lit, _SKIP_PARENTS) or not re.fullmatch(XREF_PATH, lit.astext().strip()):
+            continue
+        target = _target(env, lit.astext().strip())
+        if target is None:
+            continue
+        parent = lit.parent
+        i = parent.index(lit)
+        number, children = None, [lit.deepcopy()]
+        after = parent[i + 1] if i + 1 < len(parent) else None
+        if isinstance(after, nodes.Text):
+            m = XREF_SECTION.match(str(after))
+            if m:
+                number = m.group(2)
+                children.append(nodes.Text(m.group(0)))
+                rest = str(after)[m.end():]
+                if rest:
+                    parent.replace(after, nodes.Text(rest))
+                else:
+                    parent.remove(after)
+        parent.replace(lit, _ref(app, docname, target, number, *children))
+    # plain text: docs/method.md §2.1
+    for text in list(doctree.findall(nodes.Text)):
+        parent = text.parent
+        if parent is None or _inside(text, _SKIP_PARENTS + (nodes.literal,)):
+            continue
+        s = str(text)
+        pieces, pos = [], 0
+        for m in XREF_TEXT.finditer(s):
+            target = _target(env, m.group(1))
+            if target is None:
+                continue
+            pieces.append(nodes.Text(s[pos:m.start()]))
+            pieces.append(_ref(app, docname, target, m.group(3), nodes.Text(m.group(0))))
+            pos = m.end()
+        if not pieces:
+            continue
+        pieces.append(nodes.Text(s[pos:]))
+        i = parent.index(text)
+        parent.remove(text)
+        for k, piece in enumerate(p for p in pieces if not (isinstance(p, nodes.Text) and
+                                                             not str(p))):
+            parent.insert(i + k, piece)
 
 
 def _run_times(app) -> dict:
@@ -212,33 +423,85 @@ def _add_chapter_note(app, doctree, docname):
     if docname not in times:
         return
     info = times[docname]
+    uri = app.builder.get_relative_uri
     note = nodes.admonition(classes=["note", "clml-chapter-note"])
     note += nodes.title(text="Run this chapter yourself")
     p1 = nodes.paragraph()
-    p1 += nodes.Text("From the repository root: ")
-    p1 += nodes.literal(text=f"source scripts/env.sh && jupyter lab {info['path']}")
-    p1 += nodes.Text(" (the first call of env.sh installs the environment). ")
-    p1 += nodes.Text("Download the executed notebook: ")
+    p1 += nodes.Text("In a clone of the repository (")
+    p1 += nodes.reference(text="get the code", refuri=uri(docname, "index")
+                          + "#get-the-code-and-run-it", internal=True)
+    p1 += nodes.Text("): ")
+    p1 += nodes.literal(text="bash scripts/lab.sh")
+    p1 += nodes.Text(" opens JupyterLab on the notebooks folder with the project's kernel; open ")
+    p1 += nodes.literal(text=info["path"])
+    p1 += nodes.Text(" (or its ")
+    p1 += nodes.literal(text=Path(info["path"]).with_suffix(".py").name)
+    p1 += nodes.Text(" twin, which opens as the same notebook). Download the executed notebook: ")
     href = Path(info["path"]).name
     p1 += nodes.reference(text=href, refuri=href, internal=False)
     p1 += nodes.Text(".")
     p2 = nodes.paragraph()
-    if info.get("stated"):
-        p2 += nodes.Text(f"Runs in {info['stated']} ")
-    else:
-        p2 += nodes.Text("Run time: not stated in the notebook. ")
-    p2 += nodes.Text("All chapters: ")
-    p2 += nodes.reference(text="run times", refuri=app.builder.get_relative_uri(docname,
-                                                                                 "run_times"))
+    p2 += nodes.Text(f"Measured run time: {info['measured']}. All notebooks: ")
+    p2 += nodes.reference(text="run times", refuri=uri(docname, "run_times"), internal=True)
     p2 += nodes.Text(".")
     note += p1
     note += p2
+    if info.get("solutions"):
+        p3 = nodes.paragraph()
+        p3 += nodes.Text("Solutions to the exercises at its end, folded until you open them: ")
+        p3 += nodes.reference(text="solutions", refuri=uri(docname, info["solutions"]),
+                              internal=True)
+        p3 += nodes.Text(".")
+        note += p3
     # after the first section title
     for section in doctree.findall(nodes.section):
         section.insert(1, note)
         break
     else:
         doctree.insert(0, note)
+
+
+def _doctree_resolved(app, doctree, docname):
+    _link_paths(app, doctree, docname)
+    _add_chapter_note(app, doctree, docname)
+
+
+# ---------------------------------------------------------------------------------------------
+# 4. The toggle: a closed <details>
+# ---------------------------------------------------------------------------------------------
+
+
+class toggle(nodes.General, nodes.Element):  # noqa: N801 (docutils node names are lower case)
+    """A foldable block: ``<details class="clml-toggle"><summary>...</summary>...</details>``."""
+
+
+def _visit_toggle_html(self, node):
+    from html import escape
+
+    self.body.append(f'<details class="clml-toggle"><summary>{escape(node["summary"])}'
+                     "</summary>\n")
+
+
+def _depart_toggle_html(self, node):
+    self.body.append("</details>\n")
+
+
+def _visit_toggle_text(self, node):  # other builders: the content, unfolded
+    pass
+
+
+class ToggleDirective(SphinxDirective):
+    """``:::{clml-toggle} Summary text`` ... ``:::``: the content folded under the summary."""
+
+    required_arguments = 1
+    final_argument_whitespace = True
+    has_content = True
+
+    def run(self):
+        node = toggle(summary=self.arguments[0])
+        self.set_source_info(node)
+        self.state.nested_parse(self.content, self.content_offset, node)
+        return [node]
 
 
 def _copy_mathjax(app, exception):
@@ -269,7 +532,14 @@ def _copy_notebooks(app, exception):
 def setup(app):
     # before napoleon (priority 500): it splits "Returns:" text at a colon outside literals
     app.connect("autodoc-process-docstring", _process_docstring, priority=400)
-    app.connect("doctree-resolved", _add_chapter_note)
+    app.connect("doctree-read", _doctree_read)
+    app.connect("env-purge-doc", _purge_sections)
+    app.connect("env-merge-info", _merge_sections)
+    app.connect("doctree-resolved", _doctree_resolved)
+    app.add_node(toggle, html=(_visit_toggle_html, _depart_toggle_html),
+                 text=(_visit_toggle_text, _visit_toggle_text),
+                 latex=(_visit_toggle_text, _visit_toggle_text))
+    app.add_directive("clml-toggle", ToggleDirective)
     app.add_config_value("clml_mathjax_dir", "", "html")
     app.connect("build-finished", _copy_notebooks)
     app.connect("build-finished", _copy_mathjax)
