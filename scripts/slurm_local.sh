@@ -74,7 +74,7 @@ SchedulerType=sched/builtin
 SchedulerParameters=sched_interval=2
 ReturnToService=2
 # a requeued job may start again cred_expire seconds after its requeue (default 120)
-KillWait=5
+KillWait=2
 MinJobAge=600
 SlurmdTimeout=60
 NodeName=$HOST NodeAddr=127.0.0.1 CPUs=$CPUS RealMemory=$mem State=UNKNOWN

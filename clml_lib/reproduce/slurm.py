@@ -316,7 +316,7 @@ class SlurmTask:
         rank = int(os.environ.get("RANK", "0"))
         job = task_job_id()
         attempt = int(os.environ.get("SLURM_RESTART_COUNT", "0")) + 1
-        where = f"Slurm task {job} (attempt {attempt}) on {socket.gethostname()}"
+        where = f"Slurm task {job} (attempt {attempt}) pid {os.getpid()} on {socket.gethostname()}"
         folder = self.run.run_dir
         start = time.perf_counter()
         if rank != 0:  # other DDP ranks: the same fit, their output in the Slurm log
@@ -324,11 +324,13 @@ class SlurmTask:
 
             fit(dataclasses.replace(self.run.config, verbose=False, progress=False))
             return time.perf_counter() - start
+        header = where + (", resuming from checkpoint.pt" if self.run.config.resume and (
+            folder / "checkpoint.pt").is_file() else "")
         if self.entry == "process":
             seconds, error = run_in_worker(self.run.config.to_dict(), str(folder),
-                                           header=where)
+                                           header=header)
         else:
-            _append_log(folder, f"=== {_now()} {where}: papermill -> {self.run.notebook_path}")
+            _append_log(folder, f"=== {_now()} {header}: papermill -> {self.run.notebook_path}")
             error = _papermill(self.run, self.notebook, self.timeout_s)
             seconds = time.perf_counter() - start
         _append_log(folder, f"=== {_now()} {where}: "
