@@ -241,7 +241,7 @@ def _metrics(run_dir: Path) -> dict | None:
         return None
 
 
-def _wait(what: str, condition, timeout: float = 240.0, step: float = 0.1, seen=None):
+def _wait(what: str, condition, timeout: float = 900.0, step: float = 0.1, seen=None):
     end = time.time() + timeout
     while time.time() < end:
         value = condition()
