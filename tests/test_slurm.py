@@ -266,7 +266,8 @@ def test_slurm_runner_equals_process_runner_resumes_after_scancel_and_skips(
     assert main(["--grid", str(grid_file), "--out", str(by_process), "--runner", "process",
                  "--jobs", "2"]) == 0
     capsys.readouterr()
-    print(f"process runner: {time.perf_counter() - start:.1f} s")
+    with capsys.disabled():
+        print(f"process runner: {time.perf_counter() - start:.1f} s")
 
     out = tmp_path / "slurm"
     args = ["--grid", str(grid_file), "--out", str(out), "--runner", "slurm",
@@ -280,7 +281,8 @@ def test_slurm_runner_equals_process_runner_resumes_after_scancel_and_skips(
     array = jobs[0].split("_")[0]
     assert jobs == [f"{array}_{i}" for i in range(4)]
     script = (out / grid.name / "slurm" / f"{array}_submission.sh").read_text()
-    print(f"submitted array {array}:\n{script}")
+    with capsys.disabled():
+        print(f"submitted array {array}:\n{script}")
     assert "#SBATCH --array=0-3%4" in script and "#SBATCH --cpus-per-task=1" in script
 
     # the first two tasks run at once (2 CPUs): cancel one after its first epoch; pre-empt the
@@ -323,7 +325,8 @@ def test_slurm_runner_equals_process_runner_resumes_after_scancel_and_skips(
     start = time.perf_counter()
     assert main(args) == 0
     again = capsys.readouterr().out
-    print(f"second command: {time.perf_counter() - start:.1f} s\n" + again[:4000])
+    with capsys.disabled():
+        print(f"second command: {time.perf_counter() - start:.1f} s\n" + again[:4000])
     assert "slurm: 1 run(s) to submit as one array" in again  # the cancelled one
     assert f"queued earlier as {jobs[1]}" in again  # the pre-empted one, requeued by itself
     assert "slurm: 4 done, 0 running, 0 pending, 0 failed of 4" in again
@@ -352,11 +355,11 @@ def test_slurm_runner_equals_process_runner_resumes_after_scancel_and_skips(
             == {"out_dir"}
 
     # once more: everything finished, nothing submitted
+    capsys.readouterr()
     assert main(args) == 0
     third = capsys.readouterr().out
     assert "0 runs executed" in third and "4 skipped as finished" in third
     assert "slurm: 0 run(s) to submit" in third and "submitted job" not in third
-    assert all(read_record(d)["job_id"] == read_record(d)["job_id"] for d in dirs)
 
 
 @pytest.mark.slow
