@@ -356,10 +356,12 @@ def test_slurm_runner_equals_process_runner_resumes_after_scancel_and_skips(
 
     # once more: everything finished, nothing submitted
     capsys.readouterr()
+    before = [read_record(d)["job_id"] for d in dirs]
     assert main(args) == 0
     third = capsys.readouterr().out
     assert "0 runs executed" in third and "4 skipped as finished" in third
     assert "slurm: 0 run(s) to submit" in third and "submitted job" not in third
+    assert [read_record(d)["job_id"] for d in dirs] == before
 
 
 @pytest.mark.slow
