@@ -48,8 +48,9 @@ from clml_lib.train.distributed import first_host, torchrun_env_from_slurm
 SCRIPT = PROJECT_ROOT / "scripts" / "slurm_local.sh"
 HOW_TO = ("the Slurm tests start a local Slurm and need root: sudo bash scripts/slurm_local.sh "
           "start is what they run (Debian/Ubuntu; or run the tests as root)")
-#: the teaching runs of the grid: 5 short epochs (a few seconds each on one core)
-RUN = {"epochs": 4, "num_train_images": 192, "batch_size": 32, "max_eval_batches": 2}
+#: the teaching runs of the grid: 8 short epochs (under a second each on an idle core: the
+#: cancelled run must still be training when scancel takes effect, KillWait 2 s later)
+RUN = {"epochs": 8, "num_train_images": 192, "batch_size": 32, "max_eval_batches": 2}
 
 
 def _missing(what: str) -> None:
