@@ -30,7 +30,8 @@ it from ``checkpoint.pt``). Finished runs are skipped; the others run, ``jobs`` 
 through papermill (``runner="papermill"``, the default: one kernel per run, the executed notebook
 in the run folder) or in ``jobs`` long-lived worker processes that call ``fit`` on the same
 configuration (``runner="process"``, :mod:`.workers`: the same run files, without the ~20 s
-start-up of a notebook kernel per run).
+start-up of a notebook kernel per run), or as the tasks of a Slurm job array (``runner="slurm"``,
+:mod:`.slurm`).
 
 Seeds: a grid seed sets ``seed`` and ``split_seed`` (``seed_fields``): the missing-label draw, the
 validation carve-out, the initialisation, the batch order and the augmentation all vary with it, so
@@ -64,12 +65,15 @@ from clml_lib.train.config import (
     read_layer,
 )
 
+from . import slurm as slurm_mod
+from .slurm import SlurmResources
 from .workers import RUN_LOG_NAME, WorkerPool
 
 #: The notebook every run executes.
 NOTEBOOK = NOTEBOOKS / "reproduce.ipynb"
-#: How runs are executed (:func:`run_grid`): a notebook per run, or fit() in worker processes.
-RUNNERS = ("papermill", "process")
+#: How runs are executed (:func:`run_grid`): a notebook per run, fit() in worker processes, or a
+#: Slurm job array.
+RUNNERS = ("papermill", "process", "slurm")
 #: Where grid files live.
 GRIDS = PARAMS / "grids"
 #: The fields a grid seed sets unless the grid says otherwise.
@@ -462,7 +466,7 @@ class RunOutcome:
     """What happened to one run in :func:`run_grid`."""
 
     run: Run
-    status: str  # skipped | ran | failed | planned
+    status: str  # skipped | ran | failed | planned | submitted (queued in Slurm, not waited for)
     seconds: float = 0.0
     error: str = ""
 
@@ -520,6 +524,56 @@ def cpu_count() -> int:
         return os.cpu_count() or 1
 
 
+@dataclass
+class _Pending:
+    """A run to execute: its index in the grid, its log tag and its status from :func:`plan`."""
+
+    index: int
+    tag: str
+    run: Run
+    status: str  # new | partial (| finished in a dry run)
+
+
+class _Outcomes:
+    """The outcome of every run, recorded as each ends (thread-safe) and logged."""
+
+    def __init__(self, n: int, log: Callable[[str], None], where: Callable[[Run], str]):
+        self.n, self.log, self.where = n, log, where
+        self._by_index: dict[int, RunOutcome] = {}
+        self._lock = threading.Lock()
+
+    def add(self, index: int, outcome: RunOutcome, line: str = "") -> None:
+        with self._lock:
+            if line:
+                self.log(line)
+            self._by_index[index] = outcome
+
+    def ended(self, item: _Pending, seconds: float, error: str) -> None:
+        """Log and record one ended run: failed with ``error``, else ran (its mAP logged)."""
+        if error:
+            self.add(item.index, RunOutcome(item.run, "failed", seconds, error),
+                     f"{item.tag}: FAILED after {seconds:.1f} s: {error}\n    "
+                     f"{self.where(item.run)}")
+            return
+        metrics, problem = item.run.metrics_or_problem()
+        summary = (metrics or {}).get("summary", {})
+        self.add(item.index, RunOutcome(item.run, "ran", seconds),
+                 f"{item.tag}: done in {seconds:.1f} s (test mAP selected on val "
+                 f"{summary.get('test_mAP', float('nan')):.2f}, best on test "
+                 f"{summary.get('best_test_mAP', float('nan')):.2f})"
+                 + (f" {problem}" if problem else ""))
+
+    def in_order(self) -> list[RunOutcome]:
+        return [self._by_index[i] for i in range(self.n)]
+
+
+def _where(runner: str) -> Callable[[Run], str]:
+    """Where a failed run of ``runner`` left its error."""
+    if runner == "papermill":
+        return lambda run: f"executed notebook with the error: {_rel(run.notebook_path)}"
+    return lambda run: f"output and traceback: {_rel(run.run_dir / RUN_LOG_NAME)}"
+
+
 def run_grid(
     grid: Grid,
     dry_run: bool = False,
@@ -527,19 +581,26 @@ def run_grid(
     log: Callable[[str], None] = print,
     jobs: int = 1,
     runner: str = "papermill",
+    slurm: SlurmResources | None = None,
+    wait: bool = True,
 ) -> list[RunOutcome]:
-    """Run every planned run of ``grid``, ``jobs`` at a time, keeping going after failures.
+    """Run every planned run of ``grid``, keeping going after failures.
 
     All run folders are checked first (:func:`plan`): a folder holding another configuration is a
-    failure before any run starts (never overwritten); finished runs are skipped.
+    failure before any run starts (never overwritten); finished runs are skipped; a run whose
+    Slurm task is still in the queue (``slurm.json``) is not started a second time.
 
     Args:
-        runner: ``papermill`` (default): each run executes ``notebook`` in its own kernel, with
-            ``OMP_NUM_THREADS = max(1, cores // jobs)``, into ``<run>/reproduce.ipynb``.
-            ``process``: ``jobs`` long-lived worker processes (``max(1, cores // jobs)`` torch
-            threads each) call :func:`clml_lib.train.fit` on each run's configuration, with its
-            output in ``<run>/run.log`` (:mod:`.workers`); same run files, no notebook, no
-            per-run start-up cost.
+        runner: ``papermill`` (default): each run executes ``notebook`` in its own kernel,
+            ``jobs`` at a time, with ``OMP_NUM_THREADS = max(1, cores // jobs)``, into
+            ``<run>/reproduce.ipynb``. ``process``: ``jobs`` long-lived worker processes
+            (``max(1, cores // jobs)`` torch threads each) call :func:`clml_lib.train.fit` on each
+            run's configuration, with its output in ``<run>/run.log`` (:mod:`.workers`).
+            ``slurm``: one task of a Slurm job array per run (:mod:`.slurm`), with ``slurm``'s
+            resources; ``jobs`` does not apply.
+        slurm: the Slurm runner's resources (default: :class:`~.slurm.SlurmResources` defaults).
+        wait: Slurm runner: follow the array until every task has ended (else submit and return;
+            the submitted runs get the outcome ``submitted``).
 
     Returns:
         One :class:`RunOutcome` per run, in grid order (``planned`` for every run when
@@ -547,91 +608,211 @@ def run_grid(
 
     Raises:
         ValueError: ``jobs`` < 1, or an unknown ``runner``.
+        SlurmError: Slurm runner: bad resources, or no Slurm commands (not in a dry run).
     """
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"jobs must be an int >= 1, got {jobs!r}")
     if runner not in RUNNERS:
         raise ValueError(f"runner must be one of {RUNNERS}, got {runner!r}")
-    checked = plan(grid, log)
-    n = len(grid.runs)
-    outcomes: dict[int, RunOutcome] = {}
+    outcomes = _Outcomes(len(grid.runs), log, _where(runner))
     todo = []
-    for i, (run, status, problem) in enumerate(checked):
-        tag = f"[{i + 1}/{n}] {grid.name}/{run.cell} seed {run.seed}"
+    for i, (run, status, problem) in enumerate(plan(grid, log)):
+        item = _Pending(i, f"[{i + 1}/{len(grid.runs)}] {grid.name}/{run.cell} seed {run.seed}",
+                        run, status)
         if status == "mismatch":
-            outcomes[i] = RunOutcome(run, "failed", error=problem)
-        elif dry_run:
-            how = run.papermill_command(notebook) if runner == "papermill" else (
-                f"fit() in a worker process -> {_rel(run.run_dir / RUN_LOG_NAME)}")
-            log(f"{tag}: {status:8s} -> {how}")
-            outcomes[i] = RunOutcome(run, "planned")
-        elif status == "finished":
-            log(f"{tag}: finished earlier, skipped ({_rel(run.run_dir)})")
-            outcomes[i] = RunOutcome(run, "skipped")
+            outcomes.add(i, RunOutcome(run, "failed", error=problem))
+        elif status == "finished" and not (dry_run and runner != "slurm"):
+            outcomes.add(i, RunOutcome(run, "planned" if dry_run else "skipped"),
+                         f"{item.tag}: finished earlier, skipped ({_rel(run.run_dir)})")
         else:
-            todo.append((i, tag, run, status))
-    lock = threading.Lock()
-    threads = max(1, cpu_count() // jobs)
+            todo.append(item)
+    if runner == "slurm":
+        _run_slurm(grid, todo, outcomes, notebook, slurm or SlurmResources(), dry_run, wait)
+    elif dry_run:
+        for item in todo:
+            how = item.run.papermill_command(notebook) if runner == "papermill" else (
+                f"fit() in a worker process -> {_rel(item.run.run_dir / RUN_LOG_NAME)}")
+            outcomes.add(item.index, RunOutcome(item.run, "planned"),
+                         f"{item.tag}: {item.status:8s} -> {how}")
+    else:
+        todo = _not_queued_in_slurm(todo, outcomes)
+        if runner == "process":
+            _run_processes(todo, outcomes, jobs)
+        else:
+            _run_papermill(grid, todo, outcomes, notebook, jobs)
+    return outcomes.in_order()
 
-    def finish(i: int, tag: str, run: Run, seconds: float, error: str) -> None:
-        """Log and record one ended run (papermill or process)."""
-        with lock:
-            if error:
-                where = (f"executed notebook with the error: {_rel(run.notebook_path)}"
-                         if runner == "papermill" else
-                         f"output and traceback: {_rel(run.run_dir / RUN_LOG_NAME)}")
-                log(f"{tag}: FAILED after {seconds:.1f} s: {error}")
-                log(f"    {where}")
-                outcomes[i] = RunOutcome(run, "failed", seconds, error)
-                return
-            metrics, problem = run.metrics_or_problem()
-            summary = (metrics or {}).get("summary", {})
-            log(f"{tag}: done in {seconds:.1f} s (test mAP selected on val "
-                f"{summary.get('test_mAP', float('nan')):.2f}, best on test "
-                f"{summary.get('best_test_mAP', float('nan')):.2f})"
-                + (f" {problem}" if problem else ""))
-            outcomes[i] = RunOutcome(run, "ran", seconds)
 
-    def one(i: int, tag: str, run: Run, status: str) -> None:
-        import papermill as pm
+def _run_papermill(grid: Grid, todo: list[_Pending], outcomes: _Outcomes, notebook: str | Path,
+                   jobs: int) -> None:
+    """Each run executes the notebook in its own kernel, ``jobs`` kernels at a time."""
+    import papermill as pm
 
-        with lock:
-            log(f"{tag}: {'resuming' if status == 'partial' else 'running'} -> "
-                f"{_rel(run.notebook_path)}")
+    def one(item: _Pending) -> None:
+        outcomes.log(f"{item.tag}: {'resuming' if item.status == 'partial' else 'running'} -> "
+                     f"{_rel(item.run.notebook_path)}")
         start = time.perf_counter()
         try:
-            execute_run(run, notebook, grid.timeout_s, log_output=jobs == 1)
+            execute_run(item.run, notebook, grid.timeout_s, log_output=jobs == 1)
         except pm.PapermillExecutionError as exc:
             error = f"{exc.ename}: {exc.evalue} (cell {exc.exec_count})"
         except Exception as exc:  # dead kernel, cell timeout, missing kernel...
             error = f"{type(exc).__name__}: {exc}"
         else:
             error = ""
-        finish(i, tag, run, time.perf_counter() - start, error)
+        outcomes.ended(item, time.perf_counter() - start, error)
 
-    if todo and runner == "process":
-        resumed = [tag for _, tag, _, status in todo if status == "partial"]
-        log(f"{len(todo)} run(s) to {jobs} worker process(es) with {threads} thread(s) each; "
-            f"output of each in <run folder>/{RUN_LOG_NAME}"
-            + (f"; resuming {', '.join(resumed)}" if resumed else ""))
-        by_index = {i: (tag, run) for i, tag, run, _ in todo}
-        with WorkerPool(jobs, threads) as pool:
-            pool.run_all([(i, run.config.to_dict(), str(run.run_dir)) for i, _, run, _ in todo],
-                         lambda i, seconds, error: finish(i, *by_index[i], seconds, error))
-    elif todo:
-        previous = os.environ.get("OMP_NUM_THREADS")
-        os.environ["OMP_NUM_THREADS"] = str(threads)  # inherited by kernels
+    if not todo:
+        return
+    previous = os.environ.get("OMP_NUM_THREADS")
+    os.environ["OMP_NUM_THREADS"] = str(max(1, cpu_count() // jobs))  # inherited by kernels
+    try:
+        if jobs == 1:
+            for item in todo:
+                one(item)
+        else:
+            with ThreadPoolExecutor(max_workers=jobs) as pool:
+                for f in [pool.submit(one, item) for item in todo]:
+                    f.result()
+    finally:
+        if previous is None:
+            os.environ.pop("OMP_NUM_THREADS", None)
+        else:
+            os.environ["OMP_NUM_THREADS"] = previous
+
+
+def _run_processes(todo: list[_Pending], outcomes: _Outcomes, jobs: int) -> None:
+    """``jobs`` long-lived worker processes call fit() on each run's configuration."""
+    if not todo:
+        return
+    threads = max(1, cpu_count() // jobs)
+    resumed = [item.tag for item in todo if item.status == "partial"]
+    outcomes.log(f"{len(todo)} run(s) to {jobs} worker process(es) with {threads} thread(s) "
+                 f"each; output of each in <run folder>/{RUN_LOG_NAME}"
+                 + (f"; resuming {', '.join(resumed)}" if resumed else ""))
+    by_index = {item.index: item for item in todo}
+    with WorkerPool(jobs, threads) as pool:
+        pool.run_all([(item.index, item.run.config.to_dict(), str(item.run.run_dir))
+                      for item in todo],
+                     lambda i, seconds, error: outcomes.ended(by_index[i], seconds, error))
+
+
+def _slurm_states(todo: list[_Pending], log: Callable[[str], None]) -> dict[int, str]:
+    """``index -> squeue state`` of the runs in ``todo`` whose recorded Slurm task is still in
+    the queue (empty when none has a ``slurm.json``, or squeue is not available here)."""
+    records = {item.index: slurm_mod.read_record(item.run.run_dir) for item in todo}
+    records = {i: r for i, r in records.items() if r}
+    if not records:
+        return {}
+    try:
+        states = slurm_mod.queue_states()
+    except slurm_mod.SlurmError as exc:
+        log(f"{len(records)} run(s) were submitted to Slurm earlier; cannot tell whether they are "
+            f"still queued ({exc})")
+        return {}
+    return {i: states[r["job_id"]] for i, r in records.items()
+            if slurm_mod.is_queued(states.get(r["job_id"]))}
+
+
+def _not_queued_in_slurm(todo: list[_Pending], outcomes: _Outcomes) -> list[_Pending]:
+    """Local runners: a run still queued in Slurm fails here instead of running twice."""
+    queued = _slurm_states(todo, outcomes.log)
+    for item in todo:
+        if item.index in queued:
+            job = slurm_mod.read_record(item.run.run_dir)["job_id"]
+            outcomes.add(item.index, RunOutcome(
+                item.run, "failed", error=f"its Slurm task {job} is {queued[item.index]}: wait "
+                f"for it (--runner slurm follows it) or scancel {job}"),
+                f"{item.tag}: in the Slurm queue as {job} ({queued[item.index]}), not run here")
+    return [item for item in todo if item.index not in queued]
+
+
+def _run_slurm(grid: Grid, todo: list[_Pending], outcomes: _Outcomes, notebook: str | Path,
+               resources: SlurmResources, dry_run: bool, wait: bool) -> None:
+    """Submit the runs that are neither finished nor queued as one Slurm job array, then follow
+    them and those queued earlier (:mod:`.slurm`)."""
+    finished = [item for item in todo if item.status == "finished"]  # dry run only
+    todo = [item for item in todo if item.status != "finished"]
+    runs = [item.run for item in todo] or [r.run for r in finished] or grid.runs
+    resolved = resources.resolve(runs, grid.timeout_s)
+    if not dry_run:
+        slurm_mod.require_slurm()
+    queued = _slurm_states(todo, outcomes.log)
+    follow = {item.index: slurm_mod.read_record(item.run.run_dir)["job_id"]
+              for item in todo if item.index in queued}
+    new = [item for item in todo if item.index not in queued]
+    folder = slurm_mod.submitit_folder(grid.out_dir)
+    params = resources.sbatch_parameters(resolved, f"clml-{grid.name}")
+    no_resume = [item.tag for item in new if not item.run.config.resume]
+    if no_resume:
+        outcomes.log(f"note: resume is false in {len(no_resume)} run(s): a requeued task starts "
+                     "them over from epoch 0 (--set resume=true resumes from checkpoint.pt)")
+    outcomes.log(f"slurm: {len(new)} run(s) to submit as one array, {len(follow)} already queued; "
+                 f"per task: {_describe(resolved)}, entry {resources.entry}; task logs and "
+                 f"sbatch script in {_rel(folder)}")
+    entry = ("fit() in the task -> run.log" if resources.entry == "process"
+             else "papermill in the task -> reproduce.ipynb")
+    if dry_run:
+        for k, item in enumerate(new):
+            outcomes.log(f"{item.tag}: {item.status:8s} -> array task {k}: {entry}")
+    for item in todo:
+        if item.index in follow:
+            outcomes.log(f"{item.tag}: queued earlier as {follow[item.index]} "
+                         f"({queued[item.index]}), followed")
+    if dry_run:
+        for item in finished:
+            outcomes.add(item.index, RunOutcome(item.run, "planned"),
+                         f"{item.tag}: finished -> skipped")
+        for item in todo:
+            outcomes.add(item.index, RunOutcome(item.run, "planned"))
+        if new:
+            outcomes.log(f"sbatch script ({len(new)} task(s)):\n" + slurm_mod.sbatch_script(
+                params, folder, len(new), resources.python_command()))
+        return
+    if new:
+        tasks = [slurm_mod.SlurmTask(item.run, resources.entry, str(notebook), grid.timeout_s)
+                 for item in new]
         try:
-            if jobs == 1:
-                for item in todo:
-                    one(*item)
-            else:
-                with ThreadPoolExecutor(max_workers=jobs) as pool:
-                    for f in [pool.submit(one, *item) for item in todo]:
-                        f.result()
-        finally:
-            if previous is None:
-                os.environ.pop("OMP_NUM_THREADS", None)
-            else:
-                os.environ["OMP_NUM_THREADS"] = previous
-    return [outcomes[i] for i in range(n)]
+            submitted = slurm_mod.submit(tasks, params, folder, resources.max_requeues,
+                                         resources.python_command())
+        except slurm_mod.SlurmError as exc:
+            for item in new:
+                outcomes.add(item.index, RunOutcome(item.run, "failed", error=str(exc)))
+            outcomes.log(f"slurm: {exc}")
+            new = []
+            submitted = []
+        for item, (job, stdout, stderr) in zip(new, submitted):
+            slurm_mod.write_record(item.run.run_dir, job, stdout, stderr)
+            follow[item.index] = job
+        if submitted:
+            array = submitted[0][0].split("_")[0]
+            outcomes.log(f"slurm: submitted job {array} ({len(submitted)} task(s)); follow it "
+                         f"with: squeue -j {array}; Slurm log of each run: <run folder>/"
+                         f"{slurm_mod.SLURM_RECORD}")
+    by_index = {item.index: item for item in todo}
+    if not wait:
+        for i, job in follow.items():
+            outcomes.add(i, RunOutcome(by_index[i].run, "submitted"),
+                         f"{by_index[i].tag}: in the Slurm queue as {job}")
+        return
+
+    def ended(i: int, state: str) -> bool:
+        item = by_index[i]
+        metrics, _ = item.run.metrics_or_problem()
+        if item.run.status() == "finished":
+            outcomes.ended(item, slurm_mod.run_seconds(metrics), "")
+            return True
+        error = slurm_mod.last_error(item.run.run_dir) or (
+            f"the Slurm task {follow[i]} ended ({state}) before the run finished (cancelled, "
+            "out of memory, a node failure or out of requeues); run the grid again to resume it")
+        record = slurm_mod.read_record(item.run.run_dir) or {}
+        outcomes.ended(item, slurm_mod.run_seconds(metrics), error
+                       + (f"; Slurm log: {record['stderr']}" if record.get("stderr") else ""))
+        return False
+
+    slurm_mod.follow(follow, ended, resources.poll_s, outcomes.log)
+
+
+def _describe(resolved: dict[str, Any]) -> str:
+    """``nodes=1 gpus_per_node=1 ...`` of the resolved resources that are set."""
+    return " ".join(f"{k}={v}" for k, v in resolved.items() if v is not None)

@@ -38,21 +38,24 @@ from typing import Callable
 RUN_LOG_NAME = "run.log"
 
 
-def _init_worker(threads: int) -> None:
-    """Worker start: pin the threads and import the engine once (torch included)."""
+def init_worker(threads: int) -> None:
+    """Worker (or Slurm task) start: pin the intra-op threads to ``threads`` and import the
+    engine once (torch included)."""
     from clml_lib.threads import pin_threads
 
     pin_threads(threads)
     import clml_lib.train.engine  # noqa: F401  (torch, torchvision, the losses: imported once)
 
 
-def run_in_worker(config: dict, run_dir: str) -> tuple[float, str]:
+def run_in_worker(config: dict, run_dir: str, header: str = "") -> tuple[float, str]:
     """Train one run (in a worker process) and return ``(seconds, error)``.
 
     Args:
         config: the run's :class:`~clml_lib.train.TrainConfig` as a dict (``to_dict()``).
         run_dir: the run folder (``config["out_dir"]`` resolved); ``run.log`` there gets what
             ``fit`` prints (appended: a resumed run's log follows the earlier attempt's).
+        header: what the first line of this attempt in ``run.log`` says ran it (default: the
+            worker process and its pid).
 
     Returns:
         The wall time of :func:`~clml_lib.train.fit` and ``""``, or the error
@@ -66,7 +69,8 @@ def run_in_worker(config: dict, run_dir: str) -> tuple[float, str]:
     start = time.perf_counter()
     error = ""
     with open(folder / RUN_LOG_NAME, "a", encoding="utf-8") as log:  # a resume appends
-        log.write(f"=== {time.strftime('%Y-%m-%d %H:%M:%S')} fit() in worker pid {os.getpid()}\n")
+        where = header or f"worker pid {os.getpid()}"
+        log.write(f"=== {time.strftime('%Y-%m-%d %H:%M:%S')} fit() in {where}\n")
         log.flush()
         # catch_warnings: each run's log shows its own warnings, not only the worker's first run's
         with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log), \
@@ -98,7 +102,7 @@ class WorkerPool:
 
     def _new_pool(self) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(max_workers=self.jobs, mp_context=get_context("spawn"),
-                                   initializer=_init_worker, initargs=(self.threads,))
+                                   initializer=init_worker, initargs=(self.threads,))
 
     def run_all(self, items: list[tuple[object, dict, str]],
                 done: Callable[[object, float, str], None]) -> None:

@@ -4,6 +4,10 @@ single process (world size 1) without any process group.
 * :func:`init_distributed` reads torchrun's environment (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``)
   and starts a process group: ``nccl`` on CUDA (one GPU per process, ``cuda:LOCAL_RANK``), ``gloo``
   on CPU.
+* Under Slurm (``srun``, one task per GPU, one node or several) :func:`torchrun_env_from_slurm`
+  derives the same variables from Slurm's (``SLURM_PROCID``, ``SLURM_NTASKS``, ``SLURM_LOCALID``,
+  the first host of ``SLURM_JOB_NODELIST`` as the rendezvous address, a port derived from
+  ``SLURM_JOB_ID``), so a Slurm task takes the same path as a torchrun process.
 * Data order: :class:`EpochShuffleSampler` draws one permutation per epoch from ``(seed, epoch)``,
   identical on every rank, pads it to a multiple of the world size and deals it out
   (``perm[rank::world]``), like ``DistributedSampler``; with one process it is a plain seeded
@@ -93,6 +97,96 @@ def init_distributed(device: str = "cpu") -> DistInfo:
         dist.init_process_group(backend=backend, rank=rank, world_size=world, **kwargs)
         owns = True
     return DistInfo(rank=rank, world_size=world, local_rank=local_rank, device=dev, owns_group=owns)
+
+
+#: First port of the rendezvous ports derived from a Slurm job id (:func:`torchrun_env_from_slurm`).
+SLURM_PORT_BASE = 20000
+#: How many ports above :data:`SLURM_PORT_BASE` the job ids are spread over.
+SLURM_PORT_SPAN = 20000
+
+
+def first_host(nodelist: str) -> str:
+    """The first host of a Slurm host list: ``"gpu[07-09,12],cpu3"`` -> ``"gpu07"``.
+
+    Raises:
+        ValueError: an empty list or unbalanced brackets (the list is named).
+    """
+    text = nodelist.strip()
+    depth, group = 0, text
+    for i, ch in enumerate(text):  # the first group ends at a comma outside brackets
+        depth += {"[": 1, "]": -1}.get(ch, 0)
+        if depth not in (0, 1):
+            raise ValueError(f"cannot read the Slurm host list {nodelist!r}: unbalanced brackets")
+        if ch == "," and depth == 0:
+            group = text[:i]
+            break
+    if not group or group.count("[") != group.count("]"):
+        raise ValueError(f"cannot read the Slurm host list {nodelist!r}")
+    host = ""
+    while "[" in group:  # each bracket range contributes its first value, as written (0-padded)
+        head, rest = group.split("[", 1)
+        inside, group = rest.split("]", 1)
+        first = inside.split(",", 1)[0].split("-", 1)[0]
+        if not first:
+            raise ValueError(f"cannot read the Slurm host list {nodelist!r}: empty range")
+        host += head + first
+    return host + group
+
+
+def torchrun_env_from_slurm(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The torchrun variables of this Slurm task, from Slurm's environment.
+
+    ``RANK = SLURM_PROCID``, ``WORLD_SIZE = SLURM_NTASKS``, ``LOCAL_RANK = SLURM_LOCALID``,
+    ``LOCAL_WORLD_SIZE`` = tasks on this node (``SLURM_NTASKS_PER_NODE``, else
+    ``SLURM_NTASKS / SLURM_JOB_NUM_NODES``), ``MASTER_ADDR`` = first host of
+    ``SLURM_JOB_NODELIST``, ``MASTER_PORT = SLURM_PORT_BASE + SLURM_JOB_ID % SLURM_PORT_SPAN``
+    (every task of a job computes the same; two jobs on one node differ unless their ids are
+    ``SLURM_PORT_SPAN`` apart). ``MASTER_ADDR`` and ``MASTER_PORT`` already set in ``environ`` are
+    kept (a cluster that sets them knows better).
+
+    Args:
+        environ: the environment to read (default ``os.environ``); nothing is modified.
+
+    Returns:
+        The variables to set; empty when ``SLURM_NTASKS`` is unset or 1 (one process: no group).
+
+    Raises:
+        ValueError: a variable is missing or not an integer, ``SLURM_PROCID`` is outside
+            ``[0, SLURM_NTASKS)``, or the host list cannot be read (names the variable).
+    """
+    env = os.environ if environ is None else environ
+
+    def number(name: str) -> int:
+        value = env.get(name)
+        if value is None:
+            raise ValueError(f"{name} is not set: not inside a Slurm job step (srun)?")
+        try:
+            return int(value.split("(")[0])  # SLURM_TASKS_PER_NODE style "2(x3)"
+        except ValueError:
+            raise ValueError(f"{name}={value!r} is not an integer") from None
+
+    if int(env.get("SLURM_NTASKS", "1") or 1) <= 1:
+        return {}
+    world, rank = number("SLURM_NTASKS"), number("SLURM_PROCID")
+    if not 0 <= rank < world:
+        raise ValueError(f"SLURM_PROCID={rank} is outside [0, SLURM_NTASKS={world})")
+    if "SLURM_NTASKS_PER_NODE" in env:
+        local_world = number("SLURM_NTASKS_PER_NODE")
+    else:
+        local_world = max(1, world // max(1, number("SLURM_JOB_NUM_NODES")))
+    nodelist = env.get("SLURM_JOB_NODELIST") or env.get("SLURM_NODELIST")
+    if not nodelist:
+        raise ValueError("SLURM_JOB_NODELIST is not set: cannot choose the rendezvous host")
+    out = {
+        "RANK": str(rank),
+        "WORLD_SIZE": str(world),
+        "LOCAL_RANK": str(number("SLURM_LOCALID")),
+        "LOCAL_WORLD_SIZE": str(local_world),
+        "MASTER_ADDR": env.get("MASTER_ADDR") or first_host(nodelist),
+        "MASTER_PORT": env.get("MASTER_PORT")
+        or str(SLURM_PORT_BASE + number("SLURM_JOB_ID") % SLURM_PORT_SPAN),
+    }
+    return out
 
 
 def cleanup(info: DistInfo) -> None:
