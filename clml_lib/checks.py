@@ -78,7 +78,8 @@ def check_bool(name: str, value: Any) -> bool:
         ValueError: ``value`` is not a bool.
     """
     if not isinstance(value, bool):
-        raise ValueError(f"{name} must be True or False, got {clip(value)} ({type(value).__name__})")
+        raise ValueError(
+            f"{name} must be True or False, got {clip(value)} ({type(value).__name__})")
     return value
 
 
@@ -302,4 +303,5 @@ def _range_text(lo: float | None, hi: float | None, lo_open: bool, hi_open: bool
     return f"{opening}{left}, {right}{closing}"
 
 
-__all__ = ["Range", "clip", "CLIP_CHARS", "check_bool", "check_int", "check_number", "check_choice", "check_label_codes"]
+__all__ = ["Range", "clip", "CLIP_CHARS", "check_bool", "check_int", "check_number",
+           "check_choice", "check_label_codes"]

@@ -119,8 +119,11 @@ def image_name_problem(name: str) -> str:
         return "is empty"
     if PurePosixPath(name).is_absolute() or PureWindowsPath(name).anchor:
         return "is an absolute path: names are relative to the dataset root"
-    if ".." in PurePosixPath(name.replace("\\", "/")).parts:
+    parts = PurePosixPath(name.replace("\\", "/")).parts
+    if ".." in parts:
         return "has a '..' component: names may not leave the dataset root"
+    if not parts:
+        return "names the dataset folder itself, not a file"
     return ""
 
 

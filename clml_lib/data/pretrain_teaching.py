@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import io
-import json
 import platform
 import shlex
 import sys
@@ -42,6 +41,7 @@ import torch.nn.functional as F
 
 from ..atomic import atomic_write_bytes, atomic_write_json
 from ..checks import check_int
+from ..mapping_file import read_mapping
 from ..metrics import mean_average_precision
 from ..models import build_model, count_parameters
 from ..paths import resolve
@@ -244,16 +244,7 @@ def load_sidecar(weights_path: str | Path = DEFAULT_OUT) -> dict:
     Raises:
         FileNotFoundError: no sidecar. ValueError: not a JSON object (the message names the file).
     """
-    path = resolve(weights_path).with_suffix(".json")
-    if not path.is_file():
-        raise FileNotFoundError(f"weights sidecar not found: {path}")
-    try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path}: not valid JSON ({err})") from None
-    if not isinstance(obj, dict):
-        raise ValueError(f"{path}: expected a JSON object, got {type(obj).__name__}")
-    return obj
+    return read_mapping(resolve(weights_path).with_suffix(".json"), "weights sidecar")
 
 
 if __name__ == "__main__":

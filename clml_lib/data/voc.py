@@ -174,8 +174,8 @@ class VOCMultiLabel(ImageFileDataset):
             filename = (tree.getroot().findtext("filename") or "").strip()
             if filename and filename != f"{ids[i]}.jpg":
                 raise ValueError(
-                    f"{xml_path}: <filename> is {clip(filename)}, but this is the annotation of image "
-                    f"{ids[i]!r} ({ids[i]}.jpg): the file describes another image"
+                    f"{xml_path}: <filename> is {clip(filename)}, but this is the annotation of "
+                    f"image {ids[i]!r} ({ids[i]}.jpg): the file describes another image"
                 )
             for obj in tree.getroot().iter("object"):
                 name = (obj.findtext("name") or "").strip()

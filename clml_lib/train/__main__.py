@@ -8,6 +8,7 @@ import json
 import sys
 from pathlib import Path
 
+from ..atomic import atomic_write_text
 from ..paths import PROJECT_ROOT
 from .config import help_text, load_config, render_configuration_md
 
@@ -39,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.write_docs:
         path = Path(CONFIGURATION_MD)
-        path.write_text(render_configuration_md(path.read_text(encoding="utf-8")), encoding="utf-8")
+        atomic_write_text(path, render_configuration_md(path.read_text(encoding="utf-8")))
         print(f"wrote the field table of {path}")
         return 0
     try:
