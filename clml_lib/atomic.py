@@ -12,8 +12,8 @@ finds such leftovers, and the run lock removes them from a run folder it takes).
   cannot redirect a write to a file elsewhere. :func:`open_append` (logs) refuses a link.
 * **Modes follow the umask.** A new file gets ``0o666 & ~umask`` (``0o644`` with the usual umask
   022), like a file created with ``open``; a file that is replaced keeps its mode.
-* **A full disk is named.** ``ENOSPC`` (and ``EDQUOT``) raise one ``OSError`` saying "no space
-  left on device" with the target, whatever layer met it (``torch.save`` reports a failed write
+* **A full disk is named.** ``ENOSPC`` (and ``EDQUOT``) raise one ``OSError`` saying "No space
+  left on device while writing <target>", whatever layer met it (``torch.save`` reports a failed write
   as a ``RuntimeError`` of its C++ writer; the error of the underlying write is kept and raised
   instead).
 
@@ -83,9 +83,8 @@ class _Tracked:
 
 
 def _full_disk(path: Path, err: OSError) -> OSError:
-    return OSError(err.errno, f"no space left on device while writing {path} "
-                              f"({os.strerror(err.errno)}); the previous file is unchanged: free "
-                              "some space and run again")
+    return OSError(err.errno, f"{os.strerror(err.errno)} while writing {path}; the previous "
+                              "file is unchanged: free some space and run again")
 
 
 def _atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> Path:
@@ -95,8 +94,8 @@ def _atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) ->
 
     Raises:
         IsADirectoryError: ``path`` is an existing directory.
-        OSError: the folder is not writable, or the disk is full (then the message says "no space
-            left on device" and names ``path``); the target is untouched and the temporary file
+        OSError: the folder is not writable, or the disk is full (then the message says "No space
+            left on device while writing" ``path``); the target is untouched and the temporary file
             is removed. Any exception raised by ``write`` propagates, with the same clean-up.
     """
     path = Path(path)

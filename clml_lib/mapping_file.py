@@ -135,8 +135,9 @@ def _check_depth_json(text: str, path: str | os.PathLike, what: str) -> None:
 def _parse_yaml(text: str, path: Path, what: str) -> Any:
     import yaml
 
-    loader = _StrictLoader(text)
+    loader = None
     try:
+        loader = _StrictLoader(text)  # the reader refuses control characters here
         return loader.get_single_data()
     except _Refused as err:
         raise ValueError(f"{what} {path}:{err.line}: {err.reason}") from None
@@ -150,7 +151,8 @@ def _parse_yaml(text: str, path: Path, what: str) -> Any:
     except RecursionError:
         raise ValueError(f"{what} {path}: nested too deeply") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 class _Refused(Exception):

@@ -409,7 +409,7 @@ def test_a_full_disk_is_named_and_leaves_the_old_checkpoint(tmp_path, monkeypatc
     with pytest.raises(OSError) as info:
         atomic_torch_save(target, {"w": torch.zeros(100_000)})
     assert info.value.errno == errno.ENOSPC
-    assert f"no space left on device while writing {target}" in str(info.value)
+    assert f"No space left on device while writing {target}" in str(info.value)
     assert target.read_bytes() == before and atomic.stale_temp_files(tmp_path) == []
 
 
@@ -601,3 +601,16 @@ def test_a_corrupted_grid_is_a_grid_error_naming_the_file(tmp_path_factory, spec
     with pytest.raises(GridError) as info:
         _load(path, tmp)
     assert "g.yaml" in str(info.value)
+
+
+def test_the_executed_notebook_is_never_written_through_a_link(tmp_path):
+    from clml_lib.reproduce.grid import execute_run
+
+    victim = tmp_path / "outside.ipynb"
+    victim.write_text("keep me")
+    run = _load(_grid(tmp_path), tmp_path).runs[0]
+    run.run_dir.mkdir(parents=True)
+    run.notebook_path.symlink_to(victim)
+    with pytest.raises(OSError, match="is a symbolic link"):
+        execute_run(run, ROOT / "notebooks" / "reproduce.ipynb", None)
+    assert victim.read_text() == "keep me"

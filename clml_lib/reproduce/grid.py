@@ -675,6 +675,7 @@ def execute_run(run: Run, notebook: str | Path, timeout_s: float | None,
     """Execute ``notebook`` with the run's composed parameters into ``run.notebook_path``.
 
     Raises:
+        OSError: the notebook's path in the run folder is a symbolic link (nothing is run).
         papermill.PapermillExecutionError: a cell raised (the executed notebook, with the
             error, is written first).
         Exception: whatever nbclient raises on a cell timeout or a dead kernel.
@@ -682,6 +683,9 @@ def execute_run(run: Run, notebook: str | Path, timeout_s: float | None,
     import papermill as pm
 
     run.run_dir.mkdir(parents=True, exist_ok=True)
+    if run.notebook_path.is_symlink():  # papermill writes through links: never follow one
+        raise OSError(f"{run.notebook_path} is a symbolic link; the executed notebook is never "
+                      "written through a link (remove it and run again)")
     pm.execute_notebook(
         str(notebook),
         str(run.notebook_path),
