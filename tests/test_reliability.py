@@ -92,6 +92,13 @@ def test_run_lock_never_follows_or_truncates_another_file(tmp_path, kind):
         RunLock(run).acquire()
     assert str(lock) in str(info.value)
     assert victim.read_text() == "keep me\n"
+    if kind == "symlink":  # the training command: one line, exit 1, the target untouched
+        proc = subprocess.run([PY, "-m", "clml_lib.train", "--set", f"out_dir={run}",
+                               "epochs=1"], capture_output=True, text=True, env=ENV,
+                              timeout=300)
+        assert proc.returncode == 1 and proc.stderr.startswith(f"error: [Errno 40] the lock "
+                                                               f"file {lock} is a symbolic link")
+        assert proc.stderr.count("\n") == 1 and victim.read_text() == "keep me\n"
 
 
 def test_the_lock_dies_with_its_process_even_with_forked_workers_alive(tmp_path):
