@@ -13,9 +13,9 @@ finds such leftovers, and the run lock removes them from a run folder it takes).
 * **Modes follow the umask.** A new file gets ``0o666 & ~umask`` (``0o644`` with the usual umask
   022), like a file created with ``open``; a file that is replaced keeps its mode.
 * **A full disk is named.** ``ENOSPC`` (and ``EDQUOT``) raise one ``OSError`` saying "No space
-  left on device while writing <target>", whatever layer met it (``torch.save`` reports a failed write
-  as a ``RuntimeError`` of its C++ writer; the error of the underlying write is kept and raised
-  instead).
+  left on device while writing <target>", whatever layer met it (``torch.save`` reports a failed
+  write as a ``RuntimeError`` of its C++ writer; the error of the underlying write is kept and
+  raised instead).
 
 This module is the bottom layer: it imports nothing from ``clml_lib``.
 """

@@ -37,7 +37,7 @@ from clml_lib.data.prepare import decode_check
 from clml_lib.reproduce import mining
 from clml_lib.reproduce.cli import main as grid_main
 from clml_lib.reproduce.collate import collate
-from clml_lib.reproduce.grid import GridError, expand, load_grid, plan, read_grid_spec
+from clml_lib.reproduce.grid import GridError, expand, plan, read_grid_spec
 from clml_lib.reproduce.workers import RUN_LOG_NAME, run_in_worker
 from clml_lib.train import TrainConfig
 from clml_lib.train.config import read_layer
