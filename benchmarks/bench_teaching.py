@@ -43,14 +43,10 @@ BACKBONE_WEIGHTS = ROOT / "data" / "teaching_backbone.pt"
 
 
 def _read_yaml(path: Path) -> dict:
-    import yaml
+    """The fields of a parameter layer, read and checked by the schema's own reader."""
+    from clml_lib.train.config import read_layer
 
-    if not path.is_file():
-        raise FileNotFoundError(f"parameter layer not found: {path}")
-    doc = yaml.safe_load(path.read_text()) or {}
-    if not isinstance(doc, dict):
-        raise ValueError(f"{path} must hold a mapping of parameters, got {type(doc).__name__}")
-    return doc
+    return read_layer(path)
 
 
 def runs(finetune_epochs: int) -> list[tuple[str, dict, str]]:

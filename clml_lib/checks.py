@@ -25,6 +25,51 @@ import numpy as np
 import torch
 
 
+#: The most characters of a value an error message quotes (:func:`clip`).
+CLIP_CHARS = 200
+
+
+def clip(value: Any, limit: int = CLIP_CHARS) -> str:
+    """``repr(value)`` cut to at most ``limit`` characters, for error messages: a value read from a
+    file may be huge (a long string, a deeply nested list), and a message must stay one line.
+
+    The repr of a container is built piece by piece and stops early, so even a value that is
+    expensive to print in full costs at most about ``limit`` characters of work per level.
+    """
+    text = _short_repr(value, limit + 1)
+    if len(text) <= limit:
+        return text
+    return text[: limit - 3] + "..."
+
+
+def _short_repr(value: Any, budget: int, depth: int = 0) -> str:
+    """``repr(value)``, or a prefix of it of at least ``budget`` characters."""
+    if depth > 20:
+        return "..."
+    if isinstance(value, dict):
+        parts, used = [], 1
+        for k, v in value.items():
+            piece = f"{_short_repr(k, budget, depth + 1)}: {_short_repr(v, budget, depth + 1)}"
+            parts.append(piece)
+            used += len(piece) + 2
+            if used > budget:
+                return "{" + ", ".join(parts)
+        return "{" + ", ".join(parts) + "}"
+    if isinstance(value, (list, tuple)):
+        open_, close = ("[", "]") if isinstance(value, list) else ("(", ")")
+        parts, used = [], 1
+        for v in value:
+            piece = _short_repr(v, budget, depth + 1)
+            parts.append(piece)
+            used += len(piece) + 2
+            if used > budget:
+                return open_ + ", ".join(parts)
+        return open_ + ", ".join(parts) + close
+    if isinstance(value, str) and len(value) > budget:
+        return repr(value[:budget])
+    return repr(value)
+
+
 def check_bool(name: str, value: Any) -> bool:
     """Require a real ``bool``: the string ``"False"`` or the int ``0`` are refused
     (``bool("False")`` is True, the ``type=bool`` trap of argparse).
@@ -33,7 +78,8 @@ def check_bool(name: str, value: Any) -> bool:
         ValueError: ``value`` is not a bool.
     """
     if not isinstance(value, bool):
-        raise ValueError(f"{name} must be True or False, got {value!r} ({type(value).__name__})")
+        raise ValueError(
+            f"{name} must be True or False, got {clip(value)} ({type(value).__name__})")
     return value
 
 
@@ -46,7 +92,7 @@ def check_int(name: str, value: Any, *, lo: int | None = None, hi: int | None = 
         ValueError: not an int, or out of range.
     """
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise ValueError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
+        raise ValueError(f"{name} must be an integer, got {clip(value)} ({type(value).__name__})")
     value = int(value)
     if (lo is not None and value < lo) or (hi is not None and value > hi):
         raise ValueError(f"{name} must be in {_range_text(lo, hi, False, False)}, got {value}")
@@ -72,7 +118,7 @@ def check_number(
         ValueError: not a number (bools and strings included), not finite, or out of range.
     """
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{name} must be a number, got {value!r} ({type(value).__name__})")
+        raise ValueError(f"{name} must be a number, got {clip(value)} ({type(value).__name__})")
     value = float(value)
     if not math.isfinite(value):
         raise ValueError(f"{name} must be finite, got {value!r}")
@@ -93,7 +139,7 @@ def check_choice(name: str, value: Any, allowed: Iterable[str]) -> str:
     if isinstance(value, str) and value in allowed:
         return value
     hint = ""
-    if isinstance(value, str):
+    if isinstance(value, str) and len(value) <= CLIP_CHARS:
         lower = {a.lower(): a for a in allowed}
         close = (
             [lower[value.lower()]]
@@ -101,7 +147,7 @@ def check_choice(name: str, value: Any, allowed: Iterable[str]) -> str:
             else difflib.get_close_matches(value, allowed, n=1, cutoff=0.5)
         )
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-    raise ValueError(f"{name} must be one of {allowed}, got {value!r}{hint}")
+    raise ValueError(f"{name} must be one of {allowed}, got {clip(value)}{hint}")
 
 
 @dataclass(frozen=True)
@@ -238,12 +284,17 @@ def _code_text(v: float) -> str:
     return str(int(v)) if float(v).is_integer() else repr(float(v))
 
 
+def _bound_text(x: float) -> str:
+    return str(x) if isinstance(x, int) else f"{x:g}"
+
+
 def _range_text(lo: float | None, hi: float | None, lo_open: bool, hi_open: bool) -> str:
-    left = "-inf" if lo is None else f"{lo:g}"
-    right = "inf" if hi is None else f"{hi:g}"
+    left = "-inf" if lo is None else _bound_text(lo)
+    right = "inf" if hi is None else _bound_text(hi)
     opening = "(" if lo_open or lo is None else "["
     closing = ")" if hi_open or hi is None else "]"
     return f"{opening}{left}, {right}{closing}"
 
 
-__all__ = ["Range", "check_bool", "check_int", "check_number", "check_choice", "check_label_codes"]
+__all__ = ["Range", "clip", "CLIP_CHARS", "check_bool", "check_int", "check_number",
+           "check_choice", "check_label_codes"]

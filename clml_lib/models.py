@@ -375,6 +375,28 @@ def load_weights(model: MultiLabelNet, weights_path: str | os.PathLike,
     return "body"
 
 
+def check_backbone(name: str, weights_path: str = "") -> str:
+    """Require a backbone :func:`build_model` can build, with ImageNet weights only where they
+    exist; the grid driver calls it before anything runs (``--dry-run`` included).
+
+    Imports torchvision only for a name that is not one of :data:`OWN_BACKBONES`.
+
+    Raises:
+        ValueError: unknown name (closest names suggested), or ``weights_path='imagenet'`` for
+            one of :data:`OWN_BACKBONES`.
+    """
+    names = list(OWN_BACKBONES) if name in OWN_BACKBONES else available_backbones()
+    if name not in names:
+        close = difflib.get_close_matches(str(name)[:100], names, n=3)
+        hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+        raise ValueError(f"unknown backbone {str(name)[:100]!r}{hint} "
+                         f"({', '.join(OWN_BACKBONES)} or a torchvision classification model)")
+    if name in OWN_BACKBONES and str(weights_path).lower() == "imagenet":
+        raise ValueError(f"there are no ImageNet weights for {name!r}; use weights_path='' or "
+                         "a local weights file (e.g. data/teaching_backbone.pt)")
+    return name
+
+
 def build_model(name: str, num_classes: int,
                 weights_path: str | os.PathLike | None = "") -> MultiLabelNet:
     """Build a multi-label network returning ``(logits (N, C), features (N, D))``.
@@ -396,17 +418,9 @@ def build_model(name: str, num_classes: int,
     if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
         raise ValueError(f"num_classes must be an int >= 1, got {num_classes!r}")
     weights_path = "" if weights_path is None else str(weights_path)
-    names = list(OWN_BACKBONES) if name in OWN_BACKBONES else available_backbones()
-    if name not in names:
-        close = difflib.get_close_matches(str(name), names, n=3)
-        hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
-        raise ValueError(f"unknown backbone {name!r}{hint} ({', '.join(OWN_BACKBONES)} or a "
-                         "torchvision classification model)")
+    check_backbone(name, weights_path)
     imagenet = weights_path.lower() == "imagenet"
     if name in OWN_BACKBONES:
-        if imagenet:
-            raise ValueError(f"there are no ImageNet weights for {name!r}; use weights_path='' or "
-                             "a local weights file (e.g. data/teaching_backbone.pt)")
         body = OWN_BACKBONES[name]()
         model = MultiLabelNet(body, body.out_dim, num_classes, name)
         classifier = "fc"

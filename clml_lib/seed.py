@@ -10,6 +10,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from .checks import Range
+
+#: Seeds accepted everywhere (``seed``, ``split_seed``, grid seeds): torch's generators take a
+#: signed 64-bit value, so larger integers would fail inside training.
+SEED_RANGE = Range(0, 2**63 - 1, integer=True)
+
 
 def seed_everything(seed: int, deterministic: bool = True) -> None:
     """Seed Python, NumPy and torch (CPU and every CUDA device).
@@ -19,10 +25,9 @@ def seed_everything(seed: int, deterministic: bool = True) -> None:
     deterministic kernel warns instead of failing).
 
     Raises:
-        ValueError: ``seed`` is negative or not an int.
+        ValueError: ``seed`` is not an int in :data:`SEED_RANGE`.
     """
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    seed = SEED_RANGE.check("seed", seed)
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)

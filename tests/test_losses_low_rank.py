@@ -198,7 +198,7 @@ def test_bad_inputs_raise_clear_errors(features, labels, match):
 
 
 def test_negative_delta_rejected():
-    with pytest.raises(ValueError, match="delta must be >= 0"):
+    with pytest.raises(ValueError, match=r"delta must be in \[0, inf\)"):
         low_rank_loss(torch.randn(3, 2), torch.ones(3, 1), delta=-1.0)
 
 

@@ -28,7 +28,8 @@ FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthChe
 
 # image names: letters, digits, '.', '_', '-', inner spaces and a few non-ASCII letters
 NAME_CHARS = st.sampled_from(list("abcXYZ019._- ") + ["é", "ß", "日", "ж"])
-NAMES = st.text(NAME_CHARS, min_size=1, max_size=12).map(str.strip).filter(bool)
+NAMES = (st.text(NAME_CHARS, min_size=1, max_size=12).map(str.strip)
+         .filter(lambda n: n not in ("", ".", "..")))  # "." and ".." name folders, not files
 
 
 @st.composite
@@ -95,6 +96,9 @@ CORRUPTIONS = [
     "vector",
     "empty_name",
     "inner_bom",
+    "parent_dir",
+    "absolute",
+    "respelled",
 ]
 
 
@@ -120,6 +124,9 @@ def test_corrupted_label_list_is_refused_with_file_and_line(doc, kind, data):
             "vector": "0/1 label vector",
             "empty_name": "empty image name",
             "inner_bom": "byte-order mark (U+FEFF) inside",
+            "parent_dir": "has a '..' component",
+            "absolute": "is an absolute path",
+            "respelled": "is listed again (as './",
         }[kind]
         if kind == "duplicate":
             lines.insert(k + 1, lines[k])
@@ -137,6 +144,13 @@ def test_corrupted_label_list_is_refused_with_file_and_line(doc, kind, data):
             lines[k] = name + b", " + b" ".join(row)
         elif kind == "empty_name":
             lines[k] = b" , 0"
+        elif kind == "parent_dir":
+            lines[k] = b"sub/../" + lines[k]
+        elif kind == "absolute":
+            lines[k] = b"/" + lines[k]
+        elif kind == "respelled":  # one image under a second spelling
+            lines.insert(k + 1, b"./" + lines[k])
+            k += 1
         elif kind == "inner_bom":
             lines[k] = b"\xef\xbb\xbf" + lines[k]
             if k == 0:  # a BOM at the very start is the accepted one: put it on a new line 2
@@ -221,6 +235,10 @@ COCO_CORRUPTIONS = {
     "unknown_category": ("annotations", "has unknown category id"),
     "wrong_type": ("images", "must be int"),
     "truncated": (None, "not valid JSON"),
+    "escaping_name": ("images", "may not leave the dataset root"),
+    "absolute_name": ("images", "is an absolute path"),
+    "respelled_name": ("images", "duplicated image file names"),
+    "deep_nesting": (None, "nested too deeply"),
 }
 
 
@@ -250,8 +268,18 @@ def test_corrupted_coco_document_is_refused_by_name(truth, kind, data):
         anns[pick % len(anns)]["category_id"] = 5000
     elif kind == "wrong_type":
         imgs[pick % len(imgs)]["id"] = str(imgs[pick % len(imgs)]["id"])
+    elif kind == "escaping_name":
+        imgs[pick % len(imgs)]["file_name"] = "../../" + imgs[pick % len(imgs)]["file_name"]
+    elif kind == "absolute_name":
+        imgs[pick % len(imgs)]["file_name"] = "/etc/" + imgs[pick % len(imgs)]["file_name"]
+    elif kind == "respelled_name":  # one file under a second spelling
+        imgs.append(dict(imgs[pick % len(imgs)], id=-1,
+                         file_name="./" + imgs[pick % len(imgs)]["file_name"]))
     with tempfile.TemporaryDirectory() as tmp:
         root, ann = _coco_root(tmp, doc)
+        if kind == "deep_nesting":  # 100,000 nested lists inside a valid document
+            ann.write_text(json.dumps(doc)[:-1] + ', "info": ' + "[" * 100_000
+                           + "]" * 100_000 + "}")
         if kind == "truncated":
             text = ann.read_text()
             ann.write_text(text[: max(1, (pick % len(text)))])
@@ -318,6 +346,7 @@ VOC_CORRUPTIONS = [
     "bad_difficult",
     "other_filename",
     "broken_xml",
+    "escaping_id",
 ]
 
 
@@ -338,6 +367,11 @@ def test_corrupted_voc_document_is_refused_by_name(doc, kind, data):
             lines[k] = f"{ids[k]}  -1\n"
             set_file.write_text("".join(lines))
             where, expected = f"{set_file}:{k + 1}:", "expected one image id per line"
+        elif kind == "escaping_id":
+            lines = [f"{i}\n" for i in ids]
+            lines[k] = f"../../{ids[k]}\n"
+            set_file.write_text("".join(lines))
+            where, expected = f"{set_file}:{k + 1}:", "is not a plain file stem"
         else:
             where = str(xml)
             text = xml.read_text()

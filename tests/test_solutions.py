@@ -92,3 +92,105 @@ def test_solution_passes_and_wrong_answers_fail(ch, name, capsys):
 def test_unanswered_is_reported_not_raised(ch, name, capsys):
     assert _checkers(ch)[name](None) is False
     assert "not answered yet" in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------- non-finite answers
+def _leaves(answer, path=()):
+    """Paths to every place of ``answer`` that can hold a NaN: numbers, float tensor / array
+    entries (as (path, flat index)), dict keys, and functions (their returned values)."""
+    import numbers
+
+    import numpy as np
+    import torch
+
+    if isinstance(answer, bool):
+        return []
+    if isinstance(answer, numbers.Number):
+        return [(path, None)]
+    if isinstance(answer, torch.Tensor):
+        return [(path, i) for i in range(answer.numel())] if answer.is_floating_point() else []
+    if isinstance(answer, np.ndarray):
+        return [(path, i) for i in range(answer.size)] if answer.dtype.kind == "f" else []
+    if isinstance(answer, dict):
+        out = []
+        for k, v in answer.items():
+            if isinstance(k, float):
+                out.append((path + (("key", k),), None))
+            out += _leaves(v, path + (k,))
+        return out
+    if isinstance(answer, (list, tuple)):
+        return [leaf for i, v in enumerate(answer) for leaf in _leaves(v, path + (i,))]
+    if isinstance(answer, type) and hasattr(answer, "backward"):  # an autograd.Function
+        return [(path, "forward"), (path, "backward")]
+    if callable(answer):
+        return [(path, "call")]
+    return []
+
+
+def _poison(value, bad: float):
+    import numpy as np
+    import torch
+
+    if isinstance(value, torch.Tensor) and value.is_floating_point():
+        value = value.detach().clone()
+        value.view(-1)[0] = bad
+        return value
+    if isinstance(value, np.ndarray) and value.dtype.kind == "f":
+        value = value.copy()
+        value.reshape(-1)[0] = bad
+        return value
+    if isinstance(value, (list, tuple)) and value:
+        return type(value)([_poison(value[0], bad), *value[1:]])
+    return bad
+
+
+def _replace(answer, path, index, bad: float):
+    if not path:
+        if index == "call":
+            return lambda *a, **k: _poison(answer(*a, **k), bad)
+        if index in ("forward", "backward"):
+            def forward(ctx, *args):
+                out = answer.forward(ctx, *args)
+                return _poison(out, bad) if index == "forward" else out
+
+            def backward(ctx, *grads):
+                out = answer.backward(ctx, *grads)
+                return _poison(out, bad) if index == "backward" else out
+
+            return type("Poisoned", (answer,), {"forward": staticmethod(forward),
+                                                "backward": staticmethod(backward)})
+        if index is None:
+            return bad
+        value = answer.detach().clone() if hasattr(answer, "detach") else answer.copy()
+        value.reshape(-1)[index] = bad
+        return value
+    head, rest = path[0], path[1:]
+    if isinstance(head, tuple) and head[0] == "key":
+        return {(bad if k == head[1] else k): v for k, v in answer.items()}
+    if isinstance(answer, dict):
+        return {k: (_replace(v, rest, index, bad) if k == head else v) for k, v in answer.items()}
+    items = list(answer)
+    items[head] = _replace(items[head], rest, index, bad)
+    return type(answer)(items)
+
+
+@pytest.mark.parametrize("ch, name", CASES, ids=IDS)
+def test_a_non_finite_answer_is_never_correct(ch, name):
+    """Property: the correct answer with any one number (a scalar, a tensor entry, a dict key,
+    a value a function returns, the forward or backward of an autograd Function) set to NaN,
+    +inf or -inf is rejected by the checker. An answer without numbers (a name, a set of
+    names) is replaced by a NaN as a whole."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    check = _checkers(ch)[name]
+    solution = getattr(_solutions(ch), f"solve_{name}")()
+    leaves = _leaves(solution) or [((), None)]
+
+    @settings(max_examples=4, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(st.sampled_from(leaves), st.sampled_from([float("nan"), float("inf"), float("-inf")]))
+    def poisoned_is_rejected(leaf, bad):
+        with pytest.raises(ExerciseError, match=rf"exercise {ch}\.\d"):
+            check(_replace(solution, *leaf, bad))
+
+    poisoned_is_rejected()

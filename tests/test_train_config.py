@@ -175,7 +175,7 @@ def test_layers_compose_in_order(tmp_path):
     with pytest.raises(ValueError, match=f"config file {a} must hold a mapping"):
         load_config(a)
     a.write_text("lr: [1\n")
-    with pytest.raises(ValueError, match=f"config file {a}: not readable"):
+    with pytest.raises(ValueError, match=f"config file {a}:2: not valid YAML"):
         read_layer(a)
     a.write_text("correction: true\n")
     with pytest.raises(ValueError, match=f"did you mean 'use_correction'.*in {a}"):

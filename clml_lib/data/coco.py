@@ -31,8 +31,9 @@ from typing import Callable
 import numpy as np
 import torch
 
+from ..checks import clip
 from .classes import COCO_CATEGORY_IDS
-from .images import ImageFileDataset, check_files_exist
+from .images import ImageFileDataset, check_files_exist, image_name_problem, normal_image_name
 from .labels import label_list_items
 
 COCO_LAYOUT = (
@@ -94,6 +95,8 @@ def read_coco_instances(ann_file: str | os.PathLike) -> CocoInstances:
         raise ValueError(
             f"{ann_file}:{err.lineno}:{err.colno}: not valid JSON: {err.msg}"
         ) from None
+    except RecursionError:
+        raise ValueError(f"{ann_file}: not a COCO instances file: JSON nested too deeply") from None
     if not isinstance(doc, dict):
         raise ValueError(
             f"{ann_file}: expected a JSON object with images, categories and "
@@ -104,7 +107,7 @@ def read_coco_instances(ann_file: str | os.PathLike) -> CocoInstances:
         if key not in doc:
             raise ValueError(
                 f"{ann_file}: no {key!r} key (a COCO instances file has 'images', 'categories' "
-                f"and 'annotations'; found {sorted(doc)})"
+                f"and 'annotations'; found {clip(sorted(doc))})"
             )
         if not isinstance(doc[key], list):
             raise ValueError(f"{ann_file}: {key!r} must be a list, got {type(doc[key]).__name__}")
@@ -112,15 +115,15 @@ def read_coco_instances(ann_file: str | os.PathLike) -> CocoInstances:
 
     def field(key: str, k: int, entry, name: str, kind: type, required: bool = True):
         if not isinstance(entry, dict):
-            raise ValueError(f"{ann_file}: {key}[{k}] must be an object, got {entry!r:.80}")
+            raise ValueError(f"{ann_file}: {key}[{k}] must be an object, got {clip(entry, 80)}")
         if name not in entry:
             if not required:
                 return None
-            raise ValueError(f"{ann_file}: {key}[{k}] has no {name!r} key: {entry!r:.120}")
+            raise ValueError(f"{ann_file}: {key}[{k}] has no {name!r} key: {clip(entry, 120)}")
         value = entry[name]
         if isinstance(value, bool) or not isinstance(value, kind):
             raise ValueError(
-                f"{ann_file}: {key}[{k}][{name!r}] must be {kind.__name__}, got {value!r:.80}"
+                f"{ann_file}: {key}[{k}][{name!r}] must be {kind.__name__}, got {clip(value, 80)}"
             )
         return value
 
@@ -132,7 +135,7 @@ def read_coco_instances(ann_file: str | os.PathLike) -> CocoInstances:
     if not cat_list:
         raise ValueError(f"{ann_file}: 'categories' is empty")
     img_list = [
-        (field("images", k, im, "id", int), field("images", k, im, "file_name", str))
+        (field("images", k, im, "id", int), _file_name(ann_file, k, im, field))
         for k, im in enumerate(images)
     ]
     ann_list = [
@@ -165,8 +168,18 @@ def read_coco_instances(ann_file: str | os.PathLike) -> CocoInstances:
     return CocoInstances(sorted(cat_list), file_of, ann_list)
 
 
+def _file_name(ann_file: Path, k: int, entry, field) -> str:
+    """``images[k]['file_name']`` in normal form; a name that leaves the image folder is
+    refused."""
+    name = field("images", k, entry, "file_name", str)
+    problem = image_name_problem(name)
+    if problem:
+        raise ValueError(f"{ann_file}: images[{k}]['file_name'] {clip(name)} {problem}")
+    return normal_image_name(name)
+
+
 def _list_problem(what: str, items: list[str], limit: int = 20) -> str:
-    shown = ", ".join(repr(x) for x in items[:limit])
+    shown = ", ".join(clip(x, 100) for x in items[:limit])
     more = f" ... and {len(items) - limit} more" if len(items) > limit else ""
     return f"{len(items)} {what}: {shown}{more}"
 

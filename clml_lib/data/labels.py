@@ -27,6 +27,9 @@ Decisions (the reference format leaves them open):
   the indices {0, 1}: the index list is the format.)
 * An image name listed twice is an error, also when both lines carry the same labels: a split
   lists each image once, and a duplicate would silently double that image's weight in training.
+  Names are compared in normal form (``./a.jpg`` is ``a.jpg``) and returned in it.
+* Names stay inside the dataset root: an absolute name or one with a ``..`` component is refused
+  with ``file:line`` (:func:`clml_lib.data.images.contained_path`).
 * Encoding: UTF-8. A leading byte-order mark (``\ufeff``, written by some Windows editors) is
   removed, never made part of the first image name; a line that is not valid UTF-8 is an error
   naming ``file:line`` and the byte.
@@ -44,7 +47,8 @@ import numpy as np
 import torch
 
 from ..atomic import atomic_write_text
-from ..checks import check_label_codes
+from ..checks import check_label_codes, clip
+from .images import image_name_problem, normal_image_name
 
 _INT = re.compile(r"[0-9]+")  # ASCII digits only (\d also matches other scripts' digits)
 _BOM = b"\xef\xbb\xbf"
@@ -84,13 +88,17 @@ def read_label_list(path: str | os.PathLike, num_classes: int) -> tuple[list[str
         where = f"{path}:{lineno}"
         if "," not in line:
             raise ValueError(
-                f"{where}: malformed line {line!r}: expected 'name, idx idx ...' "
+                f"{where}: malformed line {clip(line)}: expected 'name, idx idx ...' "
                 "(a comma after the image name)"
             )
         name, _, rest = line.partition(",")
         name = name.strip()
         if not name:
-            raise ValueError(f"{where}: empty image name in line {line!r}")
+            raise ValueError(f"{where}: empty image name in line {clip(line)}")
+        problem = image_name_problem(name)
+        if problem:
+            raise ValueError(f"{where}: image name {clip(name)} {problem}")
+        spelled, name = name, normal_image_name(name)
         tokens = rest.split()
         _refuse_vector_line(tokens, where, num_classes)
         indices: list[int] = []
@@ -101,7 +109,7 @@ def read_label_list(path: str | os.PathLike, num_classes: int) -> tuple[list[str
                 m = _TRAILING_DOT_INT.fullmatch(token)
                 if m is None:
                     raise ValueError(
-                        f"{where}: malformed class index {token!r} in line {line!r}: "
+                        f"{where}: malformed class index {clip(token, 60)} in line {clip(line)}: "
                         "expected a non-negative integer"
                     )
                 idx = int(m.group(1))
@@ -120,9 +128,10 @@ def read_label_list(path: str | os.PathLike, num_classes: int) -> tuple[list[str
             prev, prev_row = first_line[name]
             same = set(rows[prev_row]) == set(indices)
             kind = "identical" if same else "conflicting"
+            again = "" if spelled == name else f" (as {clip(spelled, 80)})"
             raise ValueError(
-                f"{where}: image {name!r} is listed again ({kind} labels; first listed at "
-                f"line {prev}); a split must list each image once"
+                f"{where}: image {clip(name, 80)} is listed again{again} ({kind} labels; first "
+                f"listed at line {prev}); a split must list each image once"
             )
         first_line[name] = (lineno, len(names))
         names.append(name)
@@ -140,7 +149,8 @@ def check_image_names(names: Sequence[str], what: str = "names") -> None:
 
     Raises:
         ValueError: a name that is not a non-empty str, has surrounding spaces, a comma, a line
-            break or a byte-order mark; a name listed twice (its positions named).
+            break or a byte-order mark, is absolute, has a ``..`` component or is not in normal
+            form (``./a.jpg``); a name listed twice (its positions named).
     """
     first: dict[str, int] = {}
     for i, name in enumerate(names):
@@ -151,9 +161,15 @@ def check_image_names(names: Sequence[str], what: str = "names") -> None:
             or any(ch in name for ch in ",\n\r\ufeff")
         ):
             raise ValueError(
-                f"{what}[{i}]: invalid image name {name!r}: names must be non-empty strings, "
+                f"{what}[{i}]: invalid image name {clip(name)}: names must be non-empty strings, "
                 "without surrounding spaces, commas, line breaks or byte-order marks"
             )
+        problem = image_name_problem(name)
+        if problem:
+            raise ValueError(f"{what}[{i}]: image name {clip(name)} {problem}")
+        if normal_image_name(name) != name:
+            raise ValueError(f"{what}[{i}]: image name {clip(name)} is not in normal form "
+                             f"(write {clip(normal_image_name(name))})")
         if name in first:
             raise ValueError(
                 f"{what}[{i}]: image name {name!r} appears twice (first at {what}[{first[name]}]); "

@@ -34,8 +34,9 @@ from typing import Callable
 import numpy as np
 import torch
 
+from ..checks import clip
 from .classes import VOC_CLASSES
-from .images import ImageFileDataset, check_files_exist
+from .images import ImageFileDataset, check_files_exist, image_name_problem
 
 VOC_LAYOUT = (
     "root/VOCdevkit/VOC{year}/{{Annotations/<id>.xml, ImageSets/Main/<image_set>.txt, "
@@ -68,12 +69,19 @@ def _read_image_set(set_file: Path) -> list[str]:
             continue
         if len(line.split()) != 1:
             raise ValueError(
-                f"{set_file}:{lineno}: expected one image id per line, got {line!r} (a per-class "
-                "list <class>_<set>.txt? use the image set itself, e.g. image_set='trainval')"
+                f"{set_file}:{lineno}: expected one image id per line, got {clip(line)} (a "
+                "per-class list <class>_<set>.txt? use the image set itself, e.g. "
+                "image_set='trainval')"
+            )
+        if "/" in line or "\\" in line or image_name_problem(line):
+            raise ValueError(
+                f"{set_file}:{lineno}: image id {clip(line)} is not a plain file stem: an id "
+                "names Annotations/<id>.xml and JPEGImages/<id>.jpg inside the VOC folder"
             )
         if line in seen:
             raise ValueError(
-                f"{set_file}:{lineno}: image id {line!r} listed again (first at line {seen[line]})"
+                f"{set_file}:{lineno}: image id {clip(line)} listed again (first at line "
+                f"{seen[line]})"
             )
         seen[line] = lineno
         ids.append(line)
@@ -160,24 +168,25 @@ class VOCMultiLabel(ImageFileDataset):
         for i, xml_path in enumerate(xml_paths):
             try:
                 tree = ET.parse(xml_path)
-            except ET.ParseError as err:
-                raise ValueError(f"cannot parse VOC annotation {xml_path}: {err}") from err
+            except Exception as err:  # ParseError, and what expat raises for odd encodings
+                raise ValueError(f"cannot parse VOC annotation {xml_path}: "
+                                 f"{type(err).__name__}: {clip(str(err))}") from err
             filename = (tree.getroot().findtext("filename") or "").strip()
             if filename and filename != f"{ids[i]}.jpg":
                 raise ValueError(
-                    f"{xml_path}: <filename> is {filename!r}, but this is the annotation of image "
-                    f"{ids[i]!r} ({ids[i]}.jpg): the file describes another image"
+                    f"{xml_path}: <filename> is {clip(filename)}, but this is the annotation of "
+                    f"image {ids[i]!r} ({ids[i]}.jpg): the file describes another image"
                 )
             for obj in tree.getroot().iter("object"):
                 name = (obj.findtext("name") or "").strip()
                 if name not in index:
                     raise ValueError(
-                        f"{xml_path}: unknown VOC class {name!r} "
+                        f"{xml_path}: unknown VOC class {clip(name)} "
                         "(expected one of the 20 VOC_CLASSES)"
                     )
                 flag = (obj.findtext("difficult") or "0").strip()
                 if flag not in ("0", "1"):
-                    raise ValueError(f"{xml_path}: <difficult> must be 0 or 1, got {flag!r}")
+                    raise ValueError(f"{xml_path}: <difficult> must be 0 or 1, got {clip(flag)}")
                 any_obj[i, index[name]] = True
                 if flag == "0":
                     easy_obj[i, index[name]] = True

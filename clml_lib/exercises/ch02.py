@@ -74,6 +74,8 @@ def check_zero_loss_batch(answer) -> bool:
             return "no zero rows: a zero feature trivially satisfies everything"
         nuc = lambda A: torch.linalg.svdvals(A).sum()  # noqa: E731
         loss = sum(nuc(Z[Y[:, k] == 1]) for k in range(Y.shape[1]) if Y[:, k].any()) - nuc(Z)
+        if not math.isfinite(float(loss)):  # finite features that overflow the SVD
+            return "the loss is not a finite number: use features of moderate size"
         if float(loss) > 1e-9 * max(1.0, float(nuc(Z))):
             return (
                 f"the loss is {float(loss):.3g} > 0: the theorem says which geometry gives equality"

@@ -23,7 +23,11 @@ def check_fixed_backward(answer) -> bool:
 
     def judge(fn):
         Zr = Z0.clone().requires_grad_(True)
-        (ref,) = torch.autograd.grad(low_rank_loss_reference(Zr, Y), Zr)
+        value = low_rank_loss_reference(Zr, Y)
+        (ref,) = torch.autograd.grad(value, Zr)
+        got = torch.as_tensor(fn.apply(Z0.clone(), Y), dtype=torch.float64)
+        if got.numel() != 1 or not torch.allclose(got.reshape(()), value.detach(), rtol=1e-9):
+            return "apply(Z, Y) must return the low-rank term itself (a NaN or inf never is)"
         for S in (1.0, 2.0**16):
             Z = Z0.clone().requires_grad_(True)
             (grad,) = torch.autograd.grad(S * fn.apply(Z, Y), Z)

@@ -40,14 +40,12 @@ from .base import MultiLabelLoss, make_base_loss
 from .checks import check_floating, check_matrix, check_pair
 from .contrastive import TEMPERATURE_RANGE, label_contrastive_loss
 from .correction import START_EPOCH_RANGE, TAU_RANGE, mine_false_negatives
-from .nuclear import low_rank_loss
+from .nuclear import DELTA_RANGE, low_rank_loss
 
 # Allowed ranges of CLMLLoss's own hyper-parameters, declared once (the training config imports
-# them; tau, start_epoch and temperature are declared beside the function that uses them).
+# them; tau, start_epoch, temperature and delta are declared beside the function that uses them).
 #: Weight $\lambda$ of the CLML term: $[0, \infty)$ (0 = off).
 LAMBDA_RANGE = Range(0.0, None)
-#: Floor $\Delta$ of the per-label nuclear norms: $[0, \infty)$.
-DELTA_RANGE = Range(0.0, None)
 #: Weight of the optional pairwise term: $[0, \infty)$ (0 = off, the reference).
 PAIRWISE_WEIGHT_RANGE = Range(0.0, None)
 LAMBDA_PLACEMENTS = ("2023", "2022")

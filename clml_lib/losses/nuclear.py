@@ -56,7 +56,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ..checks import Range
 from .checks import check_features_labels, check_floating
+
+#: Floor $\Delta$ of the per-label nuclear norms: $[0, \infty)$ (NaN and inf refused).
+DELTA_RANGE = Range(0.0, None)
 
 #: Absolute singular-value cut-off of the official code (singular values below it are dropped).
 SVD_EPS = 1e-6
@@ -189,8 +193,7 @@ def low_rank_terms(
     """
     if check_inputs:
         check_features_labels(features, labels)
-    if float(delta) < 0:
-        raise ValueError(f"delta must be >= 0, got {delta}")
+    delta = DELTA_RANGE.check("delta", delta)
     N = features.shape[0]
     cd = _compute_dtype(features)
     dev = features.device
@@ -267,8 +270,7 @@ def low_rank_loss_reference(
     reading of the equation. Shapes and errors as :func:`low_rank_loss`.
     """
     check_features_labels(features, labels)
-    if float(delta) < 0:
-        raise ValueError(f"delta must be >= 0, got {delta}")
+    delta = DELTA_RANGE.check("delta", delta)
     N = features.shape[0]
     Y = labels.to(features.device).bool()  # (N, C)
     total = nuclear_norm(features, eps) * 0.0

@@ -14,16 +14,20 @@ Examples::
 
 Exit status: 0 when every run finished (or was skipped as finished, or is queued in Slurm with
 ``--no-wait``), 1 when some run failed (they are listed; the others still ran and were collated;
-with ``--dry-run``: some run folder holds another configuration), 2 for a bad grid, parameter
-file, value or Slurm resource (nothing ran).
+with ``--dry-run``: some run folder holds another configuration) or the results could not be
+written, 2 for a bad grid, parameter file, value or Slurm resource, or an ``--out`` that cannot be
+written (nothing ran).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 from .collate import (
     collate,
@@ -87,6 +91,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def check_writable(folder: Path) -> None:
+    """Create ``folder`` if needed and write (then remove) a probe file in it.
+
+    Raises:
+        OSError: the folder cannot be created or written (the path and the reason named).
+    """
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-probe.", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise OSError(exc.errno, f"cannot write the grid's folder {folder}: "
+                      f"{exc.strerror or exc}") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status (see the module docstring)."""
     parser = build_parser()
@@ -112,6 +132,12 @@ def main(argv: list[str] | None = None) -> int:
     except (GridError, SlurmError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if not args.dry_run:
+        try:
+            check_writable(grid.out_dir)
+        except OSError as exc:
+            print(f"error: {exc}; choose another --out", file=sys.stderr)
+            return 2
     axes = " x ".join(f"{k} {v}" for k, v in grid.axes.items()) or "one cell"
     jobs = "" if args.runner == "slurm" else f"{args.jobs} job(s), "
     print(f"grid {grid.name}: {len(grid.runs)} runs ({axes} x seeds {grid.seeds}; a seed sets "
@@ -145,7 +171,11 @@ def main(argv: list[str] | None = None) -> int:
     failures = [f"{o.run.cell} seed {o.run.seed}: {o.error} ({where(o.run)})"
                 for o in outcomes if o.status == "failed"]
     comparisons: list = []
-    md, png, text = collate(grid, failures, comparisons=comparisons)
+    try:
+        md, png, text = collate(grid, failures, comparisons=comparisons)
+    except OSError as exc:
+        print(f"error: the results could not be written: {exc}", file=sys.stderr)
+        return 1
     print()
     print(text)
     print(f"results: {_rel(md)}" + (f" and {_rel(png)}" if png else ""))

@@ -28,12 +28,14 @@ over which base loss or setting they hold (docs/method.md §3.1).
 
 from __future__ import annotations
 
+import io
 import json
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from clml_lib.atomic import atomic_write_bytes, atomic_write_text
 from clml_lib.metrics import chance_map
 from clml_lib.stats import (
     DEFAULT_SMALLEST_EFFECT, Interval, margin_verdict, paired_bootstrap, paired_t_interval,
@@ -195,7 +197,9 @@ def build_comparisons(grid: Grid) -> tuple[list[Comparison], list[str]]:
     comparisons = []
     for gk, g in groups.items():
         p = g["cfg"]
-        label = f"{p['dataset']} / {p['setting']} / {p['base_loss']}"
+        observed = (f"label_list:{Path(p['label_list']).name}" if p["label_list"]
+                    else p["setting"])
+        label = f"{p['dataset']} / {observed} / {p['base_loss']}"
         extra = [f"{n}={dict(zip(key_fields, gk))[n]}" for n in label_extra
                  if n not in ("dataset", "setting", "base_loss")]
         if extra:
@@ -513,15 +517,19 @@ def plot_comparisons(comparisons: list[Comparison], path: Path) -> Path:
         ax.set_title(f"{protocol}: {title}", fontsize=9)
         ax.set_xlim(-0.6, len(comparisons) - 0.4)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, dpi=100, format="png")
     plt.close(fig)
-    return path
+    return atomic_write_bytes(path, buffer.getvalue())
 
 
 def collate(grid: Grid, failures: list[str] | None = None, n_boot: int = N_BOOT,
             comparisons: list[Comparison] | None = None) -> tuple[Path, Path | None, str]:
-    """Write ``<grid out>/results/<grid>.md`` (and ``.png`` when any run finished).
+    """Write ``<grid out>/results/<grid>.md`` (and ``.png`` when any run finished), atomically.
+
+    A run whose ``metrics.json`` is unreadable or damaged (a key missing, a mAP that is not a
+    number) is left out and named, with the problem, under "Missing or failed runs"; the tables
+    hold the runs that are sound.
 
     Args:
         comparisons: empty list to be filled with the grid's comparisons (bootstrap included),
@@ -536,12 +544,10 @@ def collate(grid: Grid, failures: list[str] | None = None, n_boot: int = N_BOOT,
     if comparisons is not None:
         comparisons[:] = built
     comparisons = built
-    grid.results_dir.mkdir(parents=True, exist_ok=True)
     png = None
     if _paired(comparisons):
         png = plot_comparisons(_paired(comparisons), grid.results_dir / f"{grid.name}.png")
     text = render_markdown(grid, comparisons, notes, list(failures or []),
                            png.name if png else None, n_boot, chance=chance_level(comparisons))
-    md = grid.results_dir / f"{grid.name}.md"
-    md.write_text(text, encoding="utf-8")
+    md = atomic_write_text(grid.results_dir / f"{grid.name}.md", text)
     return md, png, text

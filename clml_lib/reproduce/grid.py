@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import difflib
 import itertools
-import json
+import math
 import os
 import re
 import shlex
@@ -53,12 +53,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-import yaml
-
+from clml_lib.checks import Range, clip
+from clml_lib.mapping_file import parse_json, read_mapping
+from clml_lib.models import check_backbone
 from clml_lib.paths import NOTEBOOKS, PARAMS, PROJECT_ROOT, resolve_path
+from clml_lib.seed import SEED_RANGE
 from clml_lib.stats import DEFAULT_SMALLEST_EFFECT, Interval, margin_code
 from clml_lib.train.config import (
     BOOKKEEPING_FIELDS,
+    SEED_FIELDS,
     TrainConfig,
     parse_override,
     parse_value,
@@ -241,9 +244,15 @@ class Run:
         """The run's ``metrics.json``, or None when it does not exist yet.
 
         Raises:
-            GridError: the file exists but is not a readable JSON object (names the file).
+            GridError: the file exists but is not a readable JSON object, or lacks what the
+                driver and the collator read (a ``summary`` with ``finished`` and, once finished,
+                numbers for the mAPs; ``config`` and ``epochs`` of the right types); the message
+                names the file and the key.
         """
-        return _read_json(self.metrics_path)
+        doc = _read_json(self.metrics_path)
+        if doc is not None:
+            _check_metrics(doc, self.metrics_path)
+        return doc
 
     def metrics_or_problem(self) -> tuple[dict[str, Any] | None, str]:
         """``(metrics, "")``, ``(None, "")`` when absent, or ``(None, problem)`` when unreadable."""
@@ -254,50 +263,113 @@ class Run:
 
     def status(self) -> str:
         """``finished`` (summary.finished at the requested last epoch), ``partial`` (something on
-        disk, or an unreadable metrics.json: the engine resumes it) or ``new``."""
+        disk, or an unreadable metrics.json, and ``resume`` true: the engine resumes it),
+        ``restart`` (something on disk but ``resume`` false: the engine starts over) or
+        ``new``."""
         metrics, _ = self.metrics_or_problem()
-        if metrics is not None and metrics.get("summary", {}).get("finished"):
+        if metrics is not None and metrics["summary"].get("finished"):
             try:
-                done = TrainConfig.from_dict(metrics.get("config", {})).last_epoch
+                done = TrainConfig.from_dict(metrics["config"]).last_epoch
             except ValueError:
                 done = None
             if done == self.config.last_epoch:
                 return "finished"
         if self.run_dir.exists() and any(self.run_dir.iterdir()):
-            return "partial"
+            return "partial" if self.config.resume else "restart"
         return "new"
 
     def config_mismatch(self) -> list[str]:
         """Why the folder cannot hold this run: the fields (outside the bookkeeping role) in which
-        the configuration on disk (``metrics.json``, else ``config.json``) differs from this run's;
-        empty when the folder is new or agrees."""
+        the configuration on disk (``metrics.json``, else ``config.json``) differs from this run's,
+        or a label list whose content changed since the run (its SHA-256 is recorded in
+        ``metrics.json``); empty when the folder is new or agrees."""
         for path in (self.metrics_path, self.run_dir / "config.json"):
             try:
-                doc = _read_json(path)
+                doc = self.read_metrics() if path == self.metrics_path else _read_json(path)
             except GridError:
                 continue  # unreadable: reported by metrics_or_problem, the other file may do
             if doc is None:
                 continue
-            stored = doc.get("config", {}) if path == self.metrics_path else doc
+            stored = doc["config"] if path == self.metrics_path else doc
             try:
                 old = TrainConfig.from_dict(stored, source=_rel(path))
-            except ValueError as exc:
+            except (ValueError, TypeError) as exc:
                 return [f"its configuration cannot be read by this version: {exc}"]
-            return [f"{k}: on disk {a!r}, requested {b!r}"
-                    for k, (a, b) in old.trajectory_changes(self.config).items()]
+            out = [f"{k}: on disk {clip(a, 80)}, requested {clip(b, 80)}"
+                   for k, (a, b) in old.trajectory_changes(self.config).items()]
+            if path == self.metrics_path and not out:
+                out = self._data_changes(doc.get("data"))
+            return out
         return []
+
+    def _data_changes(self, recorded: Any) -> list[str]:
+        """The input files whose fingerprint differs from the one recorded in metrics.json."""
+        if not isinstance(recorded, dict):
+            return []
+        try:
+            now = self.config.data_fingerprint()
+        except FileNotFoundError:
+            return []  # the run fails with the missing file named
+        return [f"label_list {self.config.label_list}: its content changed since this run "
+                f"(sha256 {str(recorded.get(k))[:12]}... on disk, {str(v)[:12]}... now)"
+                for k, v in now.items() if k in recorded and recorded[k] != v]
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        doc = parse_json(path.read_bytes().decode("utf-8"), _rel(path), "run file")
+    except UnicodeDecodeError as exc:
+        raise GridError(f"{_rel(path)} is not valid JSON ({exc}); truncated by a killed run?")
+    except ValueError as exc:
         raise GridError(f"{_rel(path)} is not valid JSON ({exc}); truncated by a killed run?")
     if not isinstance(doc, dict):
         raise GridError(f"{_rel(path)} holds a {type(doc).__name__}, not a JSON object")
     return doc
+
+
+#: summary keys that a finished run's metrics.json must hold as numbers (the collator's columns)
+SUMMARY_NUMBERS = ("test_mAP", "best_test_mAP", "optimism_gap", "val_mAP")
+
+
+def _check_metrics(doc: dict[str, Any], path: Path) -> None:
+    """Refuse a metrics.json that lacks what is read from it (see :meth:`Run.read_metrics`)."""
+    def bad(where: str, value: Any, need: str) -> GridError:
+        return GridError(f"{_rel(path)}: {where} is {clip(value, 80)}, {need}: the file is "
+                         "damaged (re-run the grid: a finished run is rewritten from its "
+                         "checkpoint)")
+
+    if not isinstance(doc.get("summary"), dict):
+        raise bad("summary", doc.get("summary", "missing"), "not an object")
+    if not isinstance(doc.get("config"), dict):
+        raise bad("config", doc.get("config", "missing"), "not an object")
+    summary = doc["summary"]
+    if not isinstance(summary.get("finished", False), bool):
+        raise bad("summary.finished", summary["finished"], "not true or false")
+    if summary.get("finished"):
+        for key in SUMMARY_NUMBERS:
+            value = summary.get(key, "missing")
+            if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                    or not math.isfinite(value):
+                raise bad(f"summary.{key}", value, "not a finite number")
+    epochs = doc.get("epochs", [])
+    if not isinstance(epochs, list):
+        raise bad("epochs", epochs, "not a list")
+    for i, entry in enumerate(epochs):
+        if not isinstance(entry, dict) or isinstance(entry.get("epoch"), bool) \
+                or not isinstance(entry.get("epoch"), int):
+            raise bad(f"epochs[{i}]", entry, "not an object with an integer 'epoch'")
+        mined = entry.get("mined")
+        if mined is None:
+            continue
+        if not isinstance(mined, dict):
+            raise bad(f"epochs[{i}].mined", mined, "not an object")
+        for key in ("count", "true", "missing"):
+            value = mined.get(key, 0)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                    or not math.isfinite(value):
+                raise bad(f"epochs[{i}].mined.{key}", value, "not a finite number")
 
 
 @dataclass
@@ -329,12 +401,233 @@ def find_grid_file(name: str | Path, folder: str | Path = GRIDS) -> Path:
     return _find_yaml(name, folder, "grid file", "grid", "available grids")
 
 
-def _name_list(value: Any, what: str, where: str) -> list[str]:
+#: Longest grid description accepted (characters).
+MAX_DESCRIPTION = 2000
+#: A grid's per-cell timeout: a positive, finite number of seconds.
+TIMEOUT_RANGE = Range(0.0, None, lo_open=True)
+_FOLDER_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+
+
+@dataclass
+class GridSpec:
+    """A grid file read and validated, before its runs are planned (:func:`expand`).
+
+    Attributes:
+        path: the grid file. name: its stem (the grid's folder name).
+        description: free text (at most :data:`MAX_DESCRIPTION` characters).
+        layers: parameter files composed first, in order.
+        axes: field -> typed values (the ``layer`` axis holds parameter-file paths).
+        seeds: the seeds to run (unique, in :data:`clml_lib.seed.SEED_RANGE`).
+        seed_fields: the fields a seed sets (a non-empty subset of ``SEED_FIELDS``).
+        fixed: the grid's ``set`` (typed). sets: ``--set`` values (typed).
+        timeout_s: papermill per-cell timeout (positive, finite) or None.
+        out_dir: the grid's folder.
+        smallest_effect: δ of the practical verdicts (mAP points, finite, > 0).
+    """
+
+    path: Path
+    name: str
+    description: str
+    layers: list[Path]
+    axes: dict[str, list[Any]]
+    seeds: list[int]
+    seed_fields: tuple[str, ...]
+    fixed: dict[str, Any]
+    sets: dict[str, Any]
+    timeout_s: float | None
+    out_dir: Path
+    smallest_effect: float = DEFAULT_SMALLEST_EFFECT
+
+
+def _name_list(value: Any, what: str, where: str, empty_ok: bool = True) -> list[str]:
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise GridError(f"{where}: {what} must be a list of names, got {value!r}")
+        raise GridError(f"{where}: {what} must be a list of names, got {clip(value)}")
+    if not value and not empty_ok:
+        raise GridError(f"{where}: {what} must not be empty")
     return value
+
+
+def _seed_list(value: Any, where: str) -> list[int]:
+    """A non-empty list of unique seeds."""
+    if not isinstance(value, list):
+        raise GridError(f"{where}: seeds must be a list of seeds such as [0, 1, 2], got "
+                        f"{clip(value)} ({type(value).__name__})")
+    if not value:
+        raise GridError(f"{where}: seeds must not be empty (leave the key out to run seed 0)")
+    out = []
+    for s in value:
+        try:
+            out.append(SEED_RANGE.check("a seed", s))
+        except ValueError as exc:
+            raise GridError(f"{where}: seeds: {exc}") from None
+    dup = sorted({s for s in out if out.count(s) > 1})
+    if dup:
+        raise GridError(f"{where}: seeds: {dup} listed twice (each seed is one run per cell)")
+    return out
+
+
+def _seed_fields(value: Any, where: str) -> tuple[str, ...]:
+    names = _name_list(value, "seed_fields", where, empty_ok=False)
+    for f in names:
+        if f not in SEED_FIELDS:
+            kind = "is not a seed field" if f in TrainConfig.field_names() else "unknown field"
+            text = (f"{clip(f, 60)} {kind}" if kind.startswith("is") else
+                    f"{kind} {clip(f, 60)}")
+            raise GridError(f"{where}: seed_fields: {text}{_suggest(f[:100], list(SEED_FIELDS))};"
+                            f" a grid seed may set {', '.join(SEED_FIELDS)}")
+    if len(set(names)) != len(names):
+        raise GridError(f"{where}: seed_fields lists a field twice: {names}")
+    return tuple(names)
+
+
+def _timeout(value: Any, where: str) -> float | None:
+    if value is None:
+        return None
+    try:
+        return TIMEOUT_RANGE.check("timeout", value)
+    except ValueError as exc:
+        raise GridError(f"{where}: {exc} (a positive, finite number of seconds)") from None
+
+
+def read_grid_spec(
+    name: str | Path,
+    seeds: list[int] | None = None,
+    out: str | Path = "runs/grids",
+    sets: dict[str, Any] | None = None,
+    timeout_s: float | None = None,
+    params_dir: str | Path = PARAMS,
+) -> GridSpec:
+    """Read and validate a grid file (arguments as :func:`load_grid`); nothing is planned yet.
+
+    Raises:
+        GridError: see :func:`load_grid`.
+    """
+    path = find_grid_file(name)
+    try:
+        doc = read_mapping(path, "grid file")
+    except ValueError as exc:
+        raise GridError(str(exc)) from None
+    extra = set(doc) - _GRID_KEYS
+    if extra:
+        raise GridError(f"{path}: unknown key(s) {clip(sorted(extra))}; allowed: "
+                        f"{sorted(_GRID_KEYS)}")
+    where = path.name
+    if not _FOLDER_NAME.fullmatch(path.stem) or path.stem in (".", ".."):
+        raise GridError(f"{path}: a grid's name (its file name) must be [A-Za-z0-9_.-]+ and not "
+                        "'.' or '..': it names the grid's folder")
+    description = doc.get("description", "")
+    if description is None:
+        description = ""
+    if not isinstance(description, str) or len(description) > MAX_DESCRIPTION:
+        raise GridError(f"{where}: description must be text of at most {MAX_DESCRIPTION} "
+                        f"characters, got {clip(description)} ({type(description).__name__})")
+    seeds = _seed_list(list(seeds), "--seeds") if seeds else (
+        _seed_list(doc["seeds"], where) if "seeds" in doc else [0])
+    timeout = _timeout(timeout_s, "--timeout") if timeout_s is not None else _timeout(
+        doc.get("timeout_s"), where)
+    seed_fields = _seed_fields(doc.get("seed_fields", list(DEFAULT_SEED_FIELDS)), where)
+    layers = [find_layer(n, params_dir) for n in _name_list(doc.get("layers", []), "layers",
+                                                             where)]
+    fixed = doc.get("set") or {}
+    if not isinstance(fixed, dict):
+        raise GridError(f"{where}: set must be a mapping of field: value, got {clip(fixed)}")
+    fixed = _typed(fixed, f"{where} set")
+    sets = dict(sets or {})
+    axes = doc.get("axes") or {}
+    if not isinstance(axes, dict):
+        raise GridError(f"{where}: axes must be a mapping of field: [values], got {clip(axes)}")
+    typed_axes: dict[str, list[Any]] = {}
+    for axis, values in axes.items():
+        if not isinstance(values, list) or not values:
+            raise GridError(f"{where}: axis {clip(axis, 60)} must be a non-empty list, got "
+                            f"{clip(values)}")
+        if axis == "layer":
+            typed_axes[axis] = [str(find_layer(v, params_dir)) for v in
+                                _name_list(values, "axis 'layer'", where)]
+        else:
+            typed_axes[axis] = [_typed({axis: v}, f"{where} axis {axis!r}")[axis] for v in values]
+        repeated = [v for i, v in enumerate(typed_axes[axis]) if v in typed_axes[axis][:i]]
+        if repeated:
+            raise GridError(f"{where}: axis {axis!r} lists {clip(repeated[0], 80)} twice")
+    for what, keys in (("an axis", typed_axes), ("set", fixed), ("--set", sets)):
+        clash = [k for k in keys if k in seed_fields or k == "out_dir"]
+        if clash:
+            raise GridError(f"{where}: {what} cannot set {clash}: the driver sets them per run "
+                            "(use --seeds and --out)")
+    delta = doc.get("smallest_effect", DEFAULT_SMALLEST_EFFECT)
+    try:
+        margin_code(Interval(0.0, None, None, 0), delta)  # validates delta
+    except ValueError as exc:
+        raise GridError(f"{where}: smallest_effect: {exc}") from None
+    return GridSpec(path, path.stem, description.strip(), layers, typed_axes, seeds, seed_fields,
+                    fixed, sets, timeout, resolve_path(out) / path.stem, float(delta))
+
+
+def expand(spec: GridSpec, params_dir: str | Path = PARAMS) -> Grid:
+    """Plan the runs of a validated grid: one per cell of the axes' product and seed, each with
+    its full configuration (validated) and its folder. Nothing is run or written.
+
+    Raises:
+        GridError: a run's configuration is invalid (cell, seed and field named); a backbone
+            that cannot be built; a cell name that is not a plain folder name; two runs sharing
+            a folder; two cells that differ only in fields their configuration ignores (they
+            would run one experiment under two names).
+    """
+    where = spec.path.name
+    base: dict[str, Any] = {}
+    for layer in spec.layers:
+        base.update(load_layer(layer, params_dir))
+    grid = Grid(spec.name, spec.description, spec.seeds, spec.timeout_s, spec.out_dir,
+                spec.axes, spec.seed_fields, smallest_effect=spec.smallest_effect)
+    seen: dict[Path, str] = {}
+    experiments: dict[tuple, str] = {}
+    checked: set[tuple[str, str]] = set()
+    names = list(spec.axes)
+    for combo in itertools.product(*spec.axes.values()) if names else [()]:
+        point = dict(zip(names, combo))
+        cell = "_".join(_token(k, v) for k, v in point.items()) or "run"
+        if not _FOLDER_NAME.fullmatch(cell) or cell in (".", ".."):
+            raise GridError(f"{where}: cell name {clip(cell, 80)} must be [A-Za-z0-9_.-]+ and not "
+                            "'.' or '..' (it is the cell's folder in the grid's folder)")
+        cell_layers = spec.layers + ([Path(point.pop("layer"))] if "layer" in point else [])
+        composed = dict(base)
+        for layer in cell_layers[len(spec.layers):]:
+            composed.update(load_layer(layer, params_dir))
+        for seed in spec.seeds:
+            run_dir = grid.out_dir / cell / f"seed{seed}"
+            if run_dir in seen:
+                raise GridError(f"{where}: two cells share the folder {run_dir}")
+            seen[run_dir] = cell
+            params = {**point, **spec.fixed, **spec.sets, **{f: seed for f in spec.seed_fields},
+                      "out_dir": _rel(run_dir)}
+            try:
+                cfg = TrainConfig.from_dict({**composed, **params})
+                key = (cfg.backbone, cfg.weights_path.lower() == "imagenet" and "imagenet")
+                if key not in checked:
+                    check_backbone(cfg.backbone, cfg.weights_path)
+                    checked.add(key)
+            except ValueError as exc:
+                raise GridError(f"{where} cell {cell!r} seed {seed}: {exc}") from None
+            _refuse_same_experiment(cfg, cell, experiments, where)
+            grid.runs.append(Run(cell, seed, cell_layers, params, cfg, run_dir))
+    return grid
+
+
+def _refuse_same_experiment(cfg: TrainConfig, cell: str, experiments: dict[tuple, str],
+                            where: str) -> None:
+    """Two cells whose configurations are equal once the fields they ignore are set aside run
+    one experiment twice (e.g. a ``setting`` axis when ``label_list`` is set): refuse."""
+    ignored = cfg.ignored_fields()
+    values = cfg.to_dict()
+    key = tuple((k, repr(v)) for k, v in values.items() if k != "out_dir" and k not in ignored)
+    other = experiments.setdefault(key, cell)
+    if other != cell:
+        why = "; ".join(f"{k} is ignored: {reason}" for k, reason in ignored.items())
+        raise GridError(f"{where}: cells {other!r} and {cell!r} would run the same experiment "
+                        f"under two names ({why or 'their configurations are equal'}); remove "
+                        "that axis or the field that makes it ignored")
 
 
 def load_grid(
@@ -346,7 +639,8 @@ def load_grid(
     notebook: str | Path = NOTEBOOK,
     params_dir: str | Path = PARAMS,
 ) -> Grid:
-    """Read and validate a grid and plan its runs; nothing is run or written.
+    """Read and validate a grid and plan its runs; nothing is run or written
+    (:func:`read_grid_spec`, then :func:`expand`).
 
     Args:
         name: grid name (``params/grids/<name>.yaml``) or a path to a grid YAML file.
@@ -358,100 +652,20 @@ def load_grid(
         params_dir: where layer names are looked up.
 
     Raises:
-        GridError: malformed grid, unknown layer, unknown field or bad value (file, cell and field
-            named), a seed field set by an axis or ``set``, or two runs sharing a folder.
+        GridError: malformed grid (anchors, repeated keys, wrong types: file and line named),
+            unknown layer, unknown field or bad value (file, cell and field named), ``seeds`` or
+            ``seed_fields`` empty or not a list, a seed out of range, a timeout that is not a
+            positive finite number, a seed field set by an axis or ``set``, a cell name that is
+            not a plain folder name, an unknown backbone, two runs sharing a folder, or cells
+            that differ only in fields their configuration ignores.
     """
-    path = find_grid_file(name)
-    try:
-        spec = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise GridError(f"{path}: not valid YAML: {exc}") from exc
-    if not isinstance(spec, dict):
-        raise GridError(f"{path}: expected a mapping with 'layers' and 'axes'")
-    extra = set(spec) - _GRID_KEYS
-    if extra:
-        raise GridError(f"{path}: unknown key(s) {sorted(extra)}; allowed: {sorted(_GRID_KEYS)}")
-    where = path.name
-    seeds = list(seeds) if seeds else list(spec.get("seeds") or [0])
-    for s in seeds:
-        if not isinstance(s, int) or isinstance(s, bool) or s < 0:
-            raise GridError(f"{where}: seeds must be non-negative ints, got {s!r}")
-    if len(set(seeds)) != len(seeds):
-        raise GridError(f"{where}: duplicate seeds {seeds}")
-    timeout = timeout_s if timeout_s is not None else spec.get("timeout_s")
-    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
-                                or timeout <= 0):
-        raise GridError(f"timeout must be a positive number of seconds, got {timeout!r}")
-    seed_fields = _name_list(spec.get("seed_fields", list(DEFAULT_SEED_FIELDS)), "seed_fields",
-                             where)
-    fields = TrainConfig.field_names()
-    for f in seed_fields:
-        if f not in fields:
-            raise GridError(f"{where}: seed_fields: unknown field {f!r}{_suggest(f, fields)}")
+    spec = read_grid_spec(name, seeds, out, sets, timeout_s, params_dir)
     in_notebook = notebook_parameters(notebook)  # papermill reads the notebook: ~0.1 s a call
-    missing = [f for f in fields if f not in in_notebook]
+    missing = [f for f in TrainConfig.field_names() if f not in in_notebook]
     if missing:
         raise GridError(f"{notebook}: its parameters cell lacks {missing}; regenerate it from the "
                         "schema (notebooks/reproduce.py)")
-    layers = [find_layer(n, params_dir) for n in _name_list(spec.get("layers", []), "layers",
-                                                             where)]
-    base: dict[str, Any] = {}
-    for layer in layers:
-        base.update(load_layer(layer, params_dir))
-    fixed = spec.get("set") or {}
-    if not isinstance(fixed, dict):
-        raise GridError(f"{where}: set must be a mapping of field: value, got {fixed!r}")
-    fixed = _typed(fixed, f"{where} set")
-    sets = dict(sets or {})
-    axes = spec.get("axes") or {}
-    if not isinstance(axes, dict):
-        raise GridError(f"{where}: axes must be a mapping of field: [values], got {axes!r}")
-    typed_axes: dict[str, list[Any]] = {}
-    for axis, values in axes.items():
-        if not isinstance(values, list) or not values:
-            raise GridError(f"{where}: axis {axis!r} must be a non-empty list, got {values!r}")
-        if axis == "layer":
-            typed_axes[axis] = [str(find_layer(v, params_dir)) for v in
-                                _name_list(values, "axis 'layer'", where)]
-        else:
-            typed_axes[axis] = [_typed({axis: v}, f"{where} axis {axis!r}")[axis] for v in values]
-    for what, keys in (("an axis", typed_axes), ("set", fixed), ("--set", sets)):
-        clash = [k for k in keys if k in seed_fields or k == "out_dir"]
-        if clash:
-            raise GridError(f"{where}: {what} cannot set {clash}: the driver sets them per run "
-                            "(use --seeds and --out)")
-    delta = spec.get("smallest_effect", DEFAULT_SMALLEST_EFFECT)
-    try:
-        margin_code(Interval(0.0, None, None, 0), delta)  # validates delta
-    except ValueError as exc:
-        raise GridError(f"{where}: smallest_effect: {exc}") from None
-    grid = Grid(path.stem, str(spec.get("description", "")).strip(), seeds, timeout,
-                resolve_path(out) / path.stem, typed_axes, tuple(seed_fields),
-                smallest_effect=float(delta))
-    seen: dict[Path, str] = {}
-    names = list(typed_axes)
-    for combo in itertools.product(*typed_axes.values()) if names else [()]:
-        point = dict(zip(names, combo))
-        cell = "_".join(_token(k, v) for k, v in point.items()) or "run"
-        if not re.fullmatch(r"[A-Za-z0-9_.-]+", cell):
-            raise GridError(f"{where}: cell name {cell!r} must be [A-Za-z0-9_.-]+")
-        cell_layers = layers + ([Path(point.pop("layer"))] if "layer" in point else [])
-        composed = dict(base)
-        for layer in cell_layers[len(layers):]:
-            composed.update(load_layer(layer, params_dir))
-        for seed in seeds:
-            run_dir = grid.out_dir / cell / f"seed{seed}"
-            if run_dir in seen:
-                raise GridError(f"{where}: two cells share the folder {run_dir}")
-            seen[run_dir] = cell
-            params = {**point, **fixed, **sets, **{f: seed for f in seed_fields},
-                      "out_dir": _rel(run_dir)}
-            try:
-                cfg = TrainConfig.from_dict({**composed, **params})
-            except ValueError as exc:
-                raise GridError(f"{where} cell {cell!r} seed {seed}: {exc}") from None
-            grid.runs.append(Run(cell, seed, cell_layers, params, cfg, run_dir))
-    return grid
+    return expand(spec, params_dir)
 
 
 def _typed(values: dict[str, Any], where: str) -> dict[str, Any]:
@@ -476,6 +690,7 @@ def execute_run(run: Run, notebook: str | Path, timeout_s: float | None,
     """Execute ``notebook`` with the run's composed parameters into ``run.notebook_path``.
 
     Raises:
+        OSError: the notebook's path in the run folder is a symbolic link (nothing is run).
         papermill.PapermillExecutionError: a cell raised (the executed notebook, with the
             error, is written first).
         Exception: whatever nbclient raises on a cell timeout or a dead kernel.
@@ -483,6 +698,9 @@ def execute_run(run: Run, notebook: str | Path, timeout_s: float | None,
     import papermill as pm
 
     run.run_dir.mkdir(parents=True, exist_ok=True)
+    if run.notebook_path.is_symlink():  # papermill writes through links: never follow one
+        raise OSError(f"{run.notebook_path} is a symbolic link; the executed notebook is never "
+                      "written through a link (remove it and run again)")
     pm.execute_notebook(
         str(notebook),
         str(run.notebook_path),
@@ -497,7 +715,8 @@ def execute_run(run: Run, notebook: str | Path, timeout_s: float | None,
 
 def plan(grid: Grid, log: Callable[[str], None] = print) -> list[tuple[Run, str, str]]:
     """Check every run folder before anything runs: ``(run, status, problem)`` per run, status
-    ``finished`` | ``partial`` | ``new`` | ``mismatch``; problems are logged."""
+    ``finished`` | ``partial`` | ``restart`` | ``new`` | ``mismatch`` (:meth:`Run.status`);
+    problems are logged."""
     out = []
     for run in grid.runs:
         mismatch = run.config_mismatch()
@@ -510,8 +729,10 @@ def plan(grid: Grid, log: Callable[[str], None] = print) -> list[tuple[Run, str,
             continue
         _, unreadable = run.metrics_or_problem()
         if unreadable:
+            how = ("the engine resumes from checkpoint.pt when there is one" if run.config.resume
+                   else "resume is false: the run starts over")
             log(f"{grid.name}/{run.cell} seed {run.seed}: {unreadable}: treated as unfinished, "
-                "re-run (the engine resumes from checkpoint.pt when there is one)")
+                f"re-run ({how})")
         out.append((run, run.status(), unreadable))
     return out
 

@@ -12,13 +12,14 @@ each $\tau$, with precision and recall against the hidden truth
 
 ``python -m clml_lib.reproduce.mining runs/grids/teaching/40left_clml`` (more cells may follow)
 prints the table (a cell folder holds ``seed*/`` runs; a run folder is accepted too) and, with
-``--out FILE``, writes it as Markdown. ``scripts/main.sh`` runs it after the teaching grid.
+``--out FILE``, writes it as Markdown (atomically). ``--out`` may not lie in a folder the command
+reads (it would replace a run's file) and may not be an existing file unless ``--force``; both
+are checked before anything is scored. ``scripts/main.sh`` runs it after the teaching grid.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +27,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..atomic import atomic_write_text, refuse_overwrite
 from ..losses import mine_false_negatives
+from ..mapping_file import read_mapping
 from ..metrics import mined_label_quality
 from ..models import build_model
 from ..train.batches import TensorBatches
@@ -73,7 +76,7 @@ def score_training_images(run: Path) -> RunScores:
             checkpoint cannot be read (the message names the file).
     """
     cfg_path = run / "config.json"
-    cfg = TrainConfig.from_dict(json.loads(cfg_path.read_text()), source=str(cfg_path))
+    cfg = TrainConfig.from_dict(read_mapping(cfg_path, "run config"), source=str(cfg_path))
     data = build_run_data(cfg)
     if data.tensors is None:
         raise ValueError(f"{run}: mining analysis needs an in-memory dataset (teaching), "
@@ -137,19 +140,27 @@ def main(argv: list[str] | None = None) -> int:
                                  "with the final weights of finished runs.")
     ap.add_argument("cells", nargs="+", help="cell folders (holding seed*/ runs) or run folders")
     ap.add_argument("--taus", type=float, nargs="+", default=list(TAUS))
-    ap.add_argument("--out", help="also write the table as Markdown to this file")
+    ap.add_argument("--out", help="also write the table as Markdown to this file (never in a "
+                    "folder read by this command; an existing file only with --force)")
+    ap.add_argument("--force", action="store_true", help="replace an existing --out file")
     args = ap.parse_args(argv)
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    tables = {}
-    for cell in args.cells:
-        runs = [score_training_images(r) for r in run_folders([cell])]
-        tables[Path(cell).name] = mining_table(runs, tuple(args.taus))
-    text = render(tables)
-    print("\n## What label correction would mine at other thresholds (final weights)\n")
-    print(text)
-    if args.out:
-        Path(args.out).write_text("# What label correction would mine at other thresholds\n\n"
-                                  + text + "\n")
+    try:
+        if args.out:
+            refuse_overwrite(args.out, args.cells, force=args.force)
+        tables = {}
+        for cell in args.cells:
+            runs = [score_training_images(r) for r in run_folders([cell])]
+            tables[Path(cell).name] = mining_table(runs, tuple(args.taus))
+        text = render(tables)
+        print("\n## What label correction would mine at other thresholds (final weights)\n")
+        print(text)
+        if args.out:
+            atomic_write_text(args.out, "# What label correction would mine at other "
+                              "thresholds\n\n" + text + "\n")
+    except (ValueError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -59,16 +59,23 @@ def run_in_worker(config: dict, run_dir: str, header: str = "") -> tuple[float, 
 
     Returns:
         The wall time of :func:`~clml_lib.train.fit` and ``""``, or the error
-        ``"ExceptionName: message"`` when it raised (the traceback is in ``run.log``).
+        ``"ExceptionName: message"`` when it raised (the traceback is in ``run.log``), or when
+        the run folder or its ``run.log`` cannot be written (a folder, a symbolic link, no
+        permission: nothing is trained then).
     """
+    from clml_lib.atomic import open_append
     from clml_lib.train import TrainConfig
     from clml_lib.train.engine import fit
 
     folder = Path(run_dir)
-    folder.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     error = ""
-    with open(folder / RUN_LOG_NAME, "a", encoding="utf-8") as log:  # a resume appends
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        log = open_append(folder / RUN_LOG_NAME)  # a resume appends; a link is never followed
+    except OSError as exc:  # an unwritable --out, a run.log that is a folder or a link
+        return time.perf_counter() - start, f"{type(exc).__name__}: {exc}"
+    with log:
         where = header or f"worker pid {os.getpid()}"
         log.write(f"=== {time.strftime('%Y-%m-%d %H:%M:%S')} fit() in {where}\n")
         log.flush()
@@ -127,6 +134,9 @@ class WorkerPool:
                                        f"({exc}); run the grid again to resume it")
                     else:  # queued behind the dead worker: try again in a fresh pool
                         pending.append(item)
+                    continue
+                except Exception as exc:  # raised outside fit (e.g. by the log): a failed run
+                    done(key, 0.0, f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}")
                     continue
                 done(key, seconds, error)
             if broken:

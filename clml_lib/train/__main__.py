@@ -1,5 +1,9 @@
 """``python -m clml_lib.train -f params/paper.yaml -f params/voc.yaml --set key=value ...``
-(also under torchrun). ``--help`` lists every field of the schema with its default."""
+(also under torchrun). ``--help`` lists every field of the schema with its default.
+
+Exit status: 0 when the run finished, 2 for a bad parameter file or value (nothing ran), 1 when
+training refused or failed on its input (a ``ValueError`` or ``OSError``: data, weights, resume,
+lock file, full disk; one line ``error: ...``); other errors keep their traceback."""
 
 from __future__ import annotations
 
@@ -75,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.write_docs:
         path = Path(CONFIGURATION_MD)
-        path.write_text(render_configuration_md(path.read_text(encoding="utf-8")), encoding="utf-8")
+        atomic_write_text(path, render_configuration_md(path.read_text(encoding="utf-8")))
         print(f"wrote the field table of {path}")
     if args.write_notebook:
         write_notebook_parameters()
@@ -92,7 +96,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from .engine import fit
 
-    summary = fit(cfg)
+    try:
+        summary = fit(cfg)
+    except (ValueError, OSError) as err:  # a refusal (data, weights, resume, lock file, disk)
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     print(json.dumps(summary))
     return 0
 

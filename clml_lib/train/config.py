@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import hashlib
 import json
 import re
 import textwrap
@@ -36,7 +37,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Collection, Iterable, Mapping
 
-from ..checks import Range, check_bool, check_choice, check_int
+from ..checks import Range, check_bool, check_choice, check_int, clip
 from ..data.missing import SETTINGS
 from ..losses import (
     BASE_LOSSES,
@@ -51,9 +52,13 @@ from ..losses import (
     check_base_loss_args,
     check_correction_switches,
 )
+from ..mapping_file import read_mapping
 from ..paths import resolve_path
 from .datasets import DATASET_BUILDERS as DATASETS
 from .step import AMP_DTYPES as AMP_MODES
+from ..seed import SEED_RANGE
+from .ema import EMA_DECAY_RANGE
+from .optim import LR_RANGE, WEIGHT_DECAY_RANGE
 
 # The choices of ``dataset``, ``setting``, ``base_loss``, ``reduction`` and ``amp`` are the
 # registries of their owners (imported above, read live: a base loss registered later is a choice).
@@ -61,6 +66,8 @@ INPUT_PIPELINES = ("pil", "tensor")
 ROLES = ("experiment", "clml", "bookkeeping")
 _DEVICE_RE = r"cpu|cuda(:\d+)?"
 _NAT = Range(0, None, integer=True)  # 0, 1, 2, ...
+#: input side in pixels: the reference recipe uses 224 or 448; 2048 bounds what fits in memory
+IMAGE_SIZE_RANGE = Range(8, 2048, integer=True)
 _ANY = Range()  # any finite number
 
 
@@ -143,7 +150,7 @@ class TrainConfig:
     setting: str = _f("40left", "positive labels left in training",
                       choices=SETTINGS)
     split_seed: int = _f(0, "seed of the missing-label draw and of the validation carve-out",
-                    range=_NAT)
+                         range=SEED_RANGE)
     # --- loss
     base_loss: str = _f("BCE", "base multi-label loss",
                         group=_LOSS, choices=BASE_LOSSES)
@@ -173,13 +180,13 @@ class TrainConfig:
                          range=Range(-1, None, integer=True))
     batch_size: int = _f(64, "images per optimiser step (global under DDP)",
                      range=Range(1, None, integer=True))
-    image_size: int = _f(32, "input side in pixels", range=Range(8, None, integer=True))
+    image_size: int = _f(32, "input side in pixels", range=IMAGE_SIZE_RANGE)
     lr: float = _f(3e-3, "peak learning rate of Adam with OneCycle",
-                   range=Range(0.0, None, lo_open=True))
+                   range=LR_RANGE)
     weight_decay: float = _f(1e-4, "coupled L2 weight decay (none on biases and norms)",
-                             range=Range(0.0, None))
+                             range=WEIGHT_DECAY_RANGE)
     ema_decay: float = _f(0.97, "decay of the moving average of the weights (EMA)",
-                          range=Range(0.0, 1.0, hi_open=True))
+                          range=EMA_DECAY_RANGE)
     amp: str = _f("none", "mixed precision (fp16 uses a GradScaler)",
                   choices=AMP_MODES)
     # --- model
@@ -202,7 +209,7 @@ class TrainConfig:
     num_workers: int = _f(0, "DataLoader worker processes (changes the random stream)",
                           range=_NAT)
     device: str = _f("cpu", "torch device", role="bookkeeping", pattern=_DEVICE_RE)
-    seed: int = _f(0, "seed of initialisation, batch order and augmentation", range=_NAT)
+    seed: int = _f(0, "seed of initialisation, batch order and augmentation", range=SEED_RANGE)
     deterministic: bool = _f(True, "deterministic kernels and no cuDNN autotuning")
     out_dir: str = _f("runs/reproduce", "run folder for metrics.json and checkpoint.pt",
                       role="bookkeeping", path=True)
@@ -304,6 +311,51 @@ class TrainConfig:
         self.base_loss_args = check_base_loss_args(self.base_loss, self.base_loss_args)
         if not self.out_dir:
             raise ValueError("out_dir must not be empty")
+        self._check_weights_outside_out_dir()
+
+    def _check_weights_outside_out_dir(self) -> None:
+        """A weights file inside ``out_dir`` would be overwritten by the run's own files
+        (``checkpoint.pt`` is a weights file too): refuse it, symbolic links resolved."""
+        weights = self.path("weights_path")
+        if weights is None:
+            return
+        run_dir = self.path("out_dir").resolve()
+        if weights.resolve().parent == run_dir or weights.parent.resolve() == run_dir:
+            raise ValueError(
+                f"weights_path {clip(self.weights_path)} lies in out_dir {clip(self.out_dir)}: "
+                "the run writes its checkpoint and results there and would overwrite the input "
+                "weights; copy them elsewhere or choose another out_dir (to continue a run, use "
+                "resume=true)")
+
+    def data_fingerprint(self) -> dict[str, str]:
+        """What identifies the run's input files beyond their paths: ``label_list_sha256``, the
+        SHA-256 of the label list when one is set. Recorded in ``metrics.json`` (``data``) and the
+        checkpoint, and compared on resume and by the grid driver: a label list edited between a
+        run and its resume would otherwise resume silently on other labels.
+
+        Raises:
+            FileNotFoundError: ``label_list`` is set and missing.
+        """
+        path = self.path("label_list")
+        if path is None:
+            return {}
+        if not path.is_file():
+            raise FileNotFoundError(f"label_list not found: {path}")
+        digest = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+        return {"label_list_sha256": digest.hexdigest()}
+
+    def ignored_fields(self) -> dict[str, str]:
+        """``field -> why`` for the fields this configuration does not use: a grid whose cells
+        differ only in them would run one experiment several times under different names."""
+        out = {}
+        if self.label_list:
+            out["setting"] = "label_list is set: the observed labels are the file's"
+        if self.dataset == "teaching":
+            out["data_root"] = "the teaching set is generated, it has no data_root"
+        return out
 
     def trajectory_changes(self, other: "TrainConfig") -> dict[str, tuple[Any, Any]]:
         """``name -> (self's value, other's value)`` for the fields outside
@@ -330,6 +382,8 @@ CLML_FIELDS = tuple(n for n, s in _SPECS.items() if s.role == "clml")
 EXPERIMENT_FIELDS = tuple(n for n, s in _SPECS.items() if s.role == "experiment")
 #: path fields (relative values are taken from the project root)
 PATH_FIELDS = tuple(n for n, s in _SPECS.items() if s.path)
+#: seed fields (range :data:`clml_lib.seed.SEED_RANGE`): the fields a grid seed may set
+SEED_FIELDS = tuple(n for n, s in _SPECS.items() if s.range is SEED_RANGE)
 
 for _name, _spec in _SPECS.items():  # the declarations themselves must be consistent
     assert _spec.role in ROLES, (_name, _spec.role)
@@ -337,6 +391,8 @@ for _name, _spec in _SPECS.items():  # the declarations themselves must be consi
 
 
 def _unknown_hint(key: Any) -> str:
+    if not isinstance(key, str) or len(key) > 100:
+        return clip(key, 100)
     close = difflib.get_close_matches(str(key), list(_SPECS), n=2, cutoff=0.6)
     return f"{key!r}" + (f" (did you mean {' or '.join(map(repr, close))}?)" if close else "")
 
@@ -375,7 +431,7 @@ def parse_value(name: str, value: Any) -> Any:
             value = float(text)
         else:
             kind = {bool: "true or false", int: "an integer", float: "a number"}[typ]
-            raise ValueError(f"{name} must be {kind}, got {value!r} (text that is not {kind})")
+            raise ValueError(f"{name} must be {kind}, got {clip(value)} (text that is not {kind})")
     return check_field(name, value)
 
 
@@ -432,13 +488,13 @@ def check_field(name: str, value: Any) -> Any:
             value = float(value)  # an int is a valid number (YAML `lr: 1`)
         return float((spec.range or _ANY).check(name, value))
     if not isinstance(value, str):
-        raise ValueError(f"{name} must be a string, got {value!r} ({type(value).__name__})"
+        raise ValueError(f"{name} must be a string, got {clip(value)} ({type(value).__name__})"
                          + ("; an empty YAML value is null: write '' for an empty string"
                             if value is None else ""))
     if spec.choices:
         return check_choice(name, value, spec.choices)
     if spec.pattern and not re.fullmatch(spec.pattern, value):
-        raise ValueError(f"{name} must be {spec.allowed_text()}, got {value!r}")
+        raise ValueError(f"{name} must be {spec.allowed_text()}, got {clip(value)}")
     return value
 
 
@@ -450,32 +506,22 @@ def parse_override(item: str) -> tuple[str, Any]:
     """
     key, sep, raw = item.partition("=")
     if not sep or not key.strip():
-        raise ValueError(f"override must look like key=value, got {item!r}")
+        raise ValueError(f"override must look like key=value, got {clip(item)}")
     return key.strip(), parse_value(key.strip(), raw)
 
 
 def read_layer(path: str | Path) -> dict[str, Any]:
     """Fields of one YAML (or JSON) parameter file, parsed and checked field by field.
 
-    Raises:
-        FileNotFoundError: no such file. ValueError: not YAML/JSON, not a mapping, an unknown key
-            or a bad value; the message names the file.
-    """
-    import yaml
+    The file is read by :func:`clml_lib.mapping_file.read_mapping` (no anchors or aliases, no
+    repeated key, a mapping).
 
+    Raises:
+        FileNotFoundError: no such file. ValueError: not YAML/JSON, not a mapping, an anchor, a
+            repeated key, an unknown key or a bad value; the message names the file.
+    """
     p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"config file not found: {p}")
-    try:
-        text = p.read_text(encoding="utf-8")
-        data = json.loads(text) if p.suffix == ".json" else yaml.safe_load(text)
-    except (UnicodeDecodeError, ValueError, yaml.YAMLError) as err:
-        raise ValueError(f"config file {p}: not readable as {p.suffix or 'YAML'}: {err}") from None
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ValueError(f"config file {p} must hold a mapping of TrainConfig fields, "
-                         f"got {type(data).__name__}")
+    data = read_mapping(p, "config file")
     unknown = [k for k in data if k not in _SPECS]
     if unknown:
         raise ValueError("unknown TrainConfig key(s): "
@@ -625,5 +671,5 @@ __all__ = [
     "schema_table_md", "render_configuration_md", "DOC_MARKERS", "PARAMETERS_CELL_MARKER",
     "render_parameters_cell", "DATASETS", "SETTINGS",
     "BASE_LOSSES", "AMP_MODES", "REDUCTIONS", "ROLES", "BOOKKEEPING_FIELDS",
-    "CLML_FIELDS", "EXPERIMENT_FIELDS", "PATH_FIELDS",
+    "CLML_FIELDS", "EXPERIMENT_FIELDS", "PATH_FIELDS", "SEED_FIELDS", "IMAGE_SIZE_RANGE",
 ]

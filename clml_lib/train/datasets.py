@@ -223,6 +223,7 @@ def build_run_data(cfg: TrainConfig) -> RunData:
         "num_test": len(test), "num_classes": len(classes),
         "train_positives_observed": int(obs.sum()), "train_positives_true": int(tru.sum()),
         "train_missing_fraction": float(1 - obs.sum() / tru.sum()) if tru.sum() > 0 else 0.0,
+        **cfg.data_fingerprint(),
     }
     tensors, batch_transform = None, None
     if isinstance(base_train, TeachingMultiLabel):  # generated in memory: serve tensors directly
@@ -291,6 +292,30 @@ def _carve_validation(cfg: TrainConfig, keep: torch.Tensor) -> tuple[torch.Tenso
                          f"val_fraction={cfg.val_fraction}")
     perm = keep[torch.randperm(n, generator=_split_generator(cfg, 2))]
     return perm[n_val:].sort().values, perm[:n_val].sort().values
+
+
+def check_same_data(recorded: dict[str, Any] | None, info: dict[str, Any], source: str) -> None:
+    """Refuse to resume on other input data: the fingerprint recorded with a checkpoint
+    (:meth:`TrainConfig.data_fingerprint`, kept in ``info``) must equal the current one.
+
+    Args:
+        recorded: the ``data`` block stored with the checkpoint (None: written before
+            fingerprints were recorded; nothing to compare).
+        info: this run's :attr:`RunData.info`.
+        source: the checkpoint, for the message.
+
+    Raises:
+        ValueError: a fingerprint differs (the label list was edited since the run started).
+    """
+    if not isinstance(recorded, dict):
+        return
+    for key in ("label_list_sha256",):
+        if recorded.get(key) != info.get(key):
+            raise ValueError(
+                f"cannot resume {source}: the label list changed since the run started "
+                f"({key} {str(recorded.get(key))[:16]}... then, {str(info.get(key))[:16]}... now)."
+                " Restore the file, or use another out_dir (or resume=false) to train on the new "
+                "labels")
 
 
 def _teaching_augment(image: torch.Tensor) -> torch.Tensor:

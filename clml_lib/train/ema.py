@@ -12,6 +12,11 @@ import copy
 import torch
 import torch.nn as nn
 
+from ..checks import Range
+
+#: EMA decay: in [0, 1) (0 copies the model at every update; 1 would never move).
+EMA_DECAY_RANGE = Range(0.0, 1.0, hi_open=True)
+
 
 def unwrap(model: nn.Module) -> nn.Module:
     """The module inside a DistributedDataParallel / DataParallel wrapper (or the model itself)."""
@@ -34,9 +39,7 @@ class ModelEMA:
     """
 
     def __init__(self, model: nn.Module, decay: float):
-        if not (0.0 <= decay < 1.0):
-            raise ValueError(f"ema decay must be in [0, 1), got {decay}")
-        self.decay = float(decay)
+        self.decay = float(EMA_DECAY_RANGE.check("ema decay", decay))
         self.module = copy.deepcopy(unwrap(model)).eval()
         for p in self.module.parameters():
             p.requires_grad_(False)

@@ -80,7 +80,7 @@ from ..seed import reseed, rng_state, seed_everything, seed_for, set_rng_state
 from .batches import TensorBatches
 from .checkpoint import CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint
 from .config import TrainConfig
-from .datasets import RunData, build_run_data
+from .datasets import RunData, build_run_data, check_same_data
 from .distributed import (
     DistInfo,
     EpochShuffleSampler,
@@ -690,6 +690,8 @@ def _setup(cfg: TrainConfig, info: DistInfo, out_dir: Path, criterion: torch.nn.
     ckpt = _read_resume_checkpoint(cfg, out_dir, info)
     seed_everything(cfg.seed, cfg.deterministic)
     data = build_run_data(cfg)
+    if ckpt is not None:
+        check_same_data(ckpt.get("data"), data.info, str(out_dir / CHECKPOINT_NAME))
     path = cfg.path("weights_path")  # None for "" (random init) and "imagenet"
     weights = cfg.weights_path if path is None else str(path)
     model = build_model(cfg.backbone, len(data.classes), weights).to(info.device)
@@ -840,7 +842,7 @@ def _write_epoch(run: Run, scores: dict | None) -> None:
         atomic_torch_save(out_dir / TEST_SCORES_NAME, scores)
     save_checkpoint(out_dir / CHECKPOINT_NAME, {
         "format": CHECKPOINT_FORMAT, "config": cfg.to_dict(), "world_size": run.info.world_size,
-        "rng": rng_state(), **state.state_dict(),
+        "rng": rng_state(), "data": run.data.info, **state.state_dict(),
     })
     atomic_write_json(out_dir / CONFIG_NAME, cfg.to_dict())
     atomic_write_json(out_dir / METRICS_NAME, _metrics_doc(cfg, run.data, state))

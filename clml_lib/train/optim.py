@@ -11,8 +11,19 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn as nn
+
+from ..checks import Range
+
+#: Peak learning rate: > 0.
+LR_RANGE = Range(0.0, None, lo_open=True)
+#: Coupled L2 weight decay: >= 0.
+WEIGHT_DECAY_RANGE = Range(0.0, None)
+#: Share of the OneCycle schedule spent warming up.
+PCT_START_RANGE = Range(0.0, 1.0, lo_open=True, hi_open=True)
 
 
 def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
@@ -24,8 +35,7 @@ def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     Raises:
         ValueError: negative weight decay, or a model without trainable parameters.
     """
-    if weight_decay < 0:
-        raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
+    weight_decay = WEIGHT_DECAY_RANGE.check("weight_decay", weight_decay)
     decay, no_decay = [], []
     for _, p in model.named_parameters():
         if not p.requires_grad:
@@ -39,8 +49,7 @@ def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
 
 def build_optimizer(model: nn.Module, lr: float, weight_decay: float) -> torch.optim.Adam:
     """Adam(lr) over :func:`parameter_groups` (coupled L2 decay on weights only)."""
-    if not lr > 0:
-        raise ValueError(f"lr must be > 0, got {lr}")
+    lr = LR_RANGE.check("lr", lr)
     return torch.optim.Adam(parameter_groups(model, weight_decay), lr=lr, weight_decay=0.0)
 
 
@@ -52,12 +61,20 @@ def build_scheduler(
 
     Starts at lr / 25 (OneCycle's default ``div_factor``), ends at lr / 25e4 after ``epochs``.
 
+    torch places the end of the warm-up at step ``pct_start * total - 1``; when that is exactly 0
+    (``epochs * steps_per_epoch = 5`` at ``pct_start = 0.2``) its first step divides 0 by 0. That
+    schedule is taken as its limit (a warm-up that ends at step 0: the first step is at ``lr``),
+    by moving ``pct_start`` down by one unit in the last place, so every step count trains.
+
     Raises:
-        ValueError: epochs or steps_per_epoch < 1.
+        ValueError: epochs or steps_per_epoch < 1, ``pct_start`` outside (0, 1).
     """
     if epochs < 1 or steps_per_epoch < 1:
         raise ValueError(f"need epochs >= 1 and steps_per_epoch >= 1, got {epochs}, "
                          f"{steps_per_epoch}")
+    pct_start = PCT_START_RANGE.check("pct_start", pct_start)
+    if float(pct_start * epochs * steps_per_epoch) - 1 == 0:
+        pct_start = math.nextafter(pct_start, 0.0)
     return torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=lr, epochs=epochs, steps_per_epoch=steps_per_epoch, pct_start=pct_start
     )

@@ -6,19 +6,49 @@ time for the error message. A second run on the same folder fails at once with t
 lock file left behind by a process that no longer exists (``kill -9``, power loss) is *stale*:
 the next run takes the lock (the kernel lock is free), reports the dead pid it replaces, and
 rewrites the file with its own pid. The file is removed when the run ends.
+
+* **Never follows a link.** The lock file is opened with ``O_NOFOLLOW`` and must be a regular file
+  with one name: a ``.run.lock`` that is a symbolic link, a hard link to another file, a folder or
+  a FIFO is refused (naming it), and nothing it points to is opened or truncated.
+* **Forked children do not hold it.** ``flock`` belongs to the open file, which a ``fork`` shares:
+  DataLoader workers forked by the run would keep the folder locked for seconds after the run is
+  killed (``kill -9``). Every forked child closes its copy of the descriptor at once
+  (``os.register_at_fork``), so the lock dies with the process that took it.
+* **Leftover temporary files** of the atomic writer (a run killed while writing a checkpoint) are
+  removed when the lock is taken (no writer can be running there then), and reported.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
 import socket
+import stat
 import time
 from pathlib import Path
 from typing import Callable
 
+from ..atomic import stale_temp_files
+
 LOCK_NAME = ".run.lock"
+
+#: descriptors of the locks this process holds: a forked child closes its copies at once
+_HELD: set[int] = set()
+
+
+def _close_in_child() -> None:
+    for fd in list(_HELD):
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    _HELD.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_close_in_child)
 
 
 class RunLock:
@@ -46,12 +76,41 @@ class RunLock:
         return (f"pid {info.get('pid')} on {info.get('host')}, started "
                 f"{info.get('started', '?')}")
 
+    def _open(self) -> int:
+        """Open (or create) the lock file without following a link; refuse anything but a
+        regular file with a single name."""
+        flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | os.O_NONBLOCK
+        try:
+            fd = os.open(self.path, flags, 0o644)
+        except OSError as err:
+            if err.errno == errno.ELOOP:
+                raise OSError(err.errno, f"the lock file {self.path} is a symbolic link; it is "
+                              "never followed (a run would overwrite its target): remove it "
+                              "and run again") from None
+            raise OSError(err.errno, f"cannot create the lock file {self.path}: "
+                          f"{err.strerror}") from None
+        st = os.fstat(fd)
+        problem = ("is not a regular file" if not stat.S_ISREG(st.st_mode) else
+                   f"has {st.st_nlink} names (a hard link to another file)" if st.st_nlink > 1
+                   else "")
+        if problem:
+            os.close(fd)
+            raise OSError(errno.EINVAL, f"the lock file {self.path} {problem}; it would be "
+                          "overwritten: remove it and run again")
+        os.set_blocking(fd, True)
+        return fd
+
+    def _remove_stale_temp_files(self) -> None:
+        for tmp in stale_temp_files(self.path.parent):
+            try:
+                tmp.unlink()
+            except OSError:
+                continue
+            self.log(f"[clml] removed {tmp}, a temporary file left by a run killed while writing")
+
     def acquire(self) -> None:
         for _ in range(5):  # retried only if the file was replaced between open and lock
-            try:
-                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-            except OSError as err:
-                raise type(err)(f"cannot create the lock file {self.path}: {err}") from err
+            fd = self._open()
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -81,6 +140,8 @@ class RunLock:
             os.write(fd, json.dumps(info).encode())
             os.fsync(fd)
             self._fd = fd
+            _HELD.add(fd)
+            self._remove_stale_temp_files()
             return
         raise RuntimeError(f"could not take the lock {self.path}: it keeps being replaced")
 
@@ -92,6 +153,7 @@ class RunLock:
             self.path.unlink()
         except FileNotFoundError:
             pass
+        _HELD.discard(self._fd)
         os.close(self._fd)  # closing frees the flock
         self._fd = None
 
