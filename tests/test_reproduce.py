@@ -84,21 +84,24 @@ def test_parameters_cell_is_the_schema_defaults_included():
 def test_shipped_grids_validate(path, tmp_path):
     grid = load_grid(path, out=tmp_path, sets=parse_sets(["data_root=/data/x"]))
     assert grid.runs and len({r.run_dir for r in grid.runs}) == len(grid.runs)
-    assert grid.axes["use_clml"] == [False, True]
+    if path.stem == "teaching_ceiling":  # one arm: the full-label ceiling
+        assert {r.config.use_clml for r in grid.runs} == {False}
+    else:
+        assert grid.axes["use_clml"] == [False, True]
     for run in grid.runs:
         assert run.config.seed == run.config.split_seed == run.seed
 
 
 def test_teaching_grid_expands_settings_clml_and_seeds(tmp_path):
     grid = load_grid("teaching", seeds=[0, 1], out=tmp_path)
-    assert grid.axes == {"setting": ["40left", "single", "75left", "full"],
+    assert grid.axes == {"setting": ["40left", "single"], "base_loss": ["BCE", "SPLC"],
                          "use_clml": [False, True]}
-    assert len(grid.runs) == 16
-    assert [r.cell for r in grid.runs[:4]] == ["40left_no_clml"] * 2 + ["40left_clml"] * 2
+    assert len(grid.runs) == 16 and grid.smallest_effect == 0.5
+    assert [r.cell for r in grid.runs[:4]] == ["40left_bce_no_clml"] * 2 + ["40left_bce_clml"] * 2
     teaching = TrainConfig.from_dict(read_layer(PARAMS / "teaching.yaml"))
     run = grid.runs[-1]
-    assert run.config == teaching.replace(setting="full", use_clml=True, seed=1, split_seed=1,
-                                          out_dir=run.params["out_dir"])
+    assert run.config == teaching.replace(setting="single", base_loss="SPLC", use_clml=True,
+                                          seed=1, split_seed=1, out_dir=run.params["out_dir"])
 
 
 def test_paper_grids_compose_the_dataset_layers(tmp_path):
