@@ -282,9 +282,10 @@ assert all(ok)
 #   differences, gradcheck); the local and global terms; the $\Delta$ floor; the Gram/`eigh`
 #   batching; spectra of real embeddings.
 # * `04_train_with_clml`: BCE with and without CLML on the teaching set under 40left: mAP curves,
-#   mined-label precision/recall, val-selected vs best-on-test mAP, t-SNE of embeddings.
-# * `05_ablations`: $\lambda$ and $\tau$ sweeps and the four columns of the paper's t-SNE figure
-#   (base, + low-rank, + correction, + CLML), mean ± std over seeds.
+#   mined-label precision/recall, val-selected vs best-on-test mAP.
+# * `05_ablations`: $\lambda$ and $\tau$ chosen on validation; the four columns of the paper's
+#   t-SNE figure (base, + low-rank, + correction, + CLML) as PCA of the test features, with a
+#   measure of label structure beside it; the "as released" arm.
 # * `06_official_code_audit`: the official code's defects measured: the GradScaler-divided
 #   gradient, $\lambda$ placement, the $\Delta$ floor, sum vs mean reduction.
 # * `reproduce`: the parameterised notebook papermill runs for every experiment (`params/*.yaml`).

@@ -48,9 +48,10 @@ from clml_lib.train.distributed import first_host, torchrun_env_from_slurm
 SCRIPT = PROJECT_ROOT / "scripts" / "slurm_local.sh"
 HOW_TO = ("the Slurm tests start a local Slurm and need root: sudo bash scripts/slurm_local.sh "
           "start is what they run (Debian/Ubuntu; or run the tests as root)")
-#: the teaching runs of the grid: 8 short epochs (under a second each on an idle core: the
-#: cancelled run must still be training when scancel takes effect, KillWait 2 s later)
-RUN = {"epochs": 8, "num_train_images": 192, "batch_size": 32, "max_eval_batches": 2}
+#: the teaching runs of the grid: 8 epochs of about a second each on an idle core (the cancelled
+#: run must still be training when scancel takes effect, KillWait 2 s later; the test also
+#: suspends the task just before cancelling it, so that it cannot finish in that window)
+RUN = {"epochs": 8, "num_train_images": 800, "batch_size": 32, "max_eval_batches": 2}
 
 
 def _missing(what: str) -> None:
@@ -300,8 +301,9 @@ def test_slurm_runner_equals_process_runner_resumes_after_scancel_and_skips(
         os.kill(pid, signal.SIGUSR2)
 
     def act():
-        for d, action in ((cancelled, lambda: subprocess.run(["scancel", jobs[0]], check=True,
-                                                             timeout=60)),
+        for d, action in ((cancelled, lambda: (
+                              subprocess.run(["scontrol", "suspend", jobs[0]], timeout=60),
+                              subprocess.run(["scancel", jobs[0]], check=True, timeout=60))),
                           (preempted, preempt)):
             metrics = _metrics(d)
             if d not in acted and (d / "checkpoint.pt").is_file() and metrics:
