@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -31,6 +30,8 @@ ROOT = Path(__file__).resolve().parent.parent
 #: the file the execution script writes and the book reads (relative to the repository root)
 RUN_TIMES = Path("notebooks") / "run_times.json"
 FIELDS = ("seconds", "executed_at", "cpus", "cpu")
+#: the execution script's names of those fields
+ALIASES = {"date": "executed_at", "cores": "cpus"}
 
 
 class RunTimesError(ValueError):
@@ -38,13 +39,9 @@ class RunTimesError(ValueError):
 
 
 def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
+    from clml_lib.machine import cpu_model
+
+    return cpu_model()
 
 
 def load(path: Path | None = None) -> dict[str, dict]:
@@ -64,14 +61,21 @@ def load(path: Path | None = None) -> dict[str, dict]:
     if not isinstance(data, dict):
         raise RunTimesError(f"{path}: expected a JSON object {{notebook: entry}}, "
                             f"got {type(data).__name__}")
+    out = {}
     for nb, entry in data.items():
+        if isinstance(entry, dict):  # scripts/execute_notebooks.sh's spelling: by stem, date, cores
+            entry = {ALIASES.get(k, k): v for k, v in entry.items()}
         if not isinstance(entry, dict) or any(f not in entry for f in FIELDS):
             raise RunTimesError(f"{path}: entry {nb!r} must hold the fields {FIELDS}, "
                                 f"got {entry!r}")
-        if not isinstance(entry["seconds"], int) or entry["seconds"] < 0:
-            raise RunTimesError(f"{path}: entry {nb!r}: seconds must be an integer >= 0, "
-                                f"got {entry['seconds']!r}")
-    return data
+        sec = entry["seconds"]
+        if isinstance(sec, bool) or not isinstance(sec, (int, float)) or not sec >= 0:
+            raise RunTimesError(f"{path}: entry {nb!r}: seconds must be a number >= 0, "
+                                f"got {sec!r}")
+        entry["seconds"] = int(round(sec))
+        key = nb if nb.startswith("notebooks/") else f"notebooks/{nb}.ipynb"
+        out[key] = entry
+    return out
 
 
 def record(notebook: str, seconds: int, path: Path | None = None) -> dict:

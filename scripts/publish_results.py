@@ -63,14 +63,10 @@ class PublishError(ValueError):
 
 
 def cpu_model() -> str:
-    """The CPU's model name (``/proc/cpuinfo`` on Linux, else :func:`platform.processor`)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    """The CPU's model name (:func:`clml_lib.machine.cpu_model`)."""
+    from clml_lib.machine import cpu_model as model
+
+    return model()
 
 
 def results_dir(grid: str, runs: Path = RUNS) -> Path:

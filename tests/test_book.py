@@ -717,3 +717,13 @@ def test_browser_screenshots_saved(crawl):
         shot = SHOTS / name
         assert shot.is_file() and shot.stat().st_size > 10_000, f"{shot}: missing or empty"
 
+
+
+def test_run_times_read_what_the_execution_script_writes(tmp_path):
+    path = tmp_path / "run_times.json"
+    path.write_text('{"00_overview": {"seconds": 30.8, "date": "2026-12-04T18:50:18Z", '
+                    '"cpu": "x", "cores": 2, "threads": 1, "load_1min": 1.0}}')
+    data = run_times.load(path)
+    assert data["notebooks/00_overview.ipynb"]["seconds"] == 31
+    assert run_times.describe(data["notebooks/00_overview.ipynb"]) == "31 s (2 CPUs, 2026-12-04)"
+    assert run_times.load(ROOT / "notebooks" / "run_times.json")  # the committed file is read
