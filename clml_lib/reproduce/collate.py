@@ -276,7 +276,8 @@ def render_compact_table(comparisons: list[Comparison],
                          delta: float = DEFAULT_SMALLEST_EFFECT) -> str:
     """The compact result table (val-selected protocol), usable verbatim in the README: one row
     per comparison with n, baseline, +CLML, the gain with its 95 % t interval, the bootstrap
-    interval, the practical verdict against ±``delta`` (:func:`clml_lib.stats.margin_verdict`)
+    interval, the practical verdict against plus or minus ``delta``
+    (:func:`clml_lib.stats.margin_verdict`)
     and the labels mined in the last epoch (CLML's correction; a base loss's own, e.g. SPLC's,
     when it has one)."""
     lines = ["| experiment | n | baseline mAP | +CLML mAP | gain [95 % t CI] | "
