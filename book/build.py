@@ -203,9 +203,10 @@ def repository_url(root: Path = ROOT) -> str:
     if ssh:
         url = f"https://{ssh.group(1)}/{ssh.group(2)}"
     parts = urllib.parse.urlsplit(url)
-    if parts.scheme in ("http", "https"):
-        url = urllib.parse.urlunsplit(parts._replace(netloc=parts.hostname
-                                                     + (f":{parts.port}" if parts.port else "")))
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return ""  # a local path or file:// remote (a clone of a clone) is no address to publish
+    url = urllib.parse.urlunsplit(parts._replace(netloc=parts.hostname
+                                                 + (f":{parts.port}" if parts.port else "")))
     return url[:-4] if url.endswith(".git") else url
 
 
