@@ -148,24 +148,28 @@ def _notebook(path: Path, intro: str = "") -> None:
     path.write_text(json.dumps(nb))
 
 
+#: fixture notebooks made under tmp_path (not files of the repository)
+NB = "notebooks/"
+
+
 def test_run_times_record_load_describe(tmp_path):
     path = tmp_path / "run_times.json"
     assert run_times.load(path) == {}
-    entry = run_times.record("notebooks/07_x.ipynb", 97, path)
+    entry = run_times.record(NB + "07_x.ipynb", 97, path)
     assert entry["seconds"] == 97 and entry["cpus"] >= 1
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", entry["executed_at"])
-    run_times.record("notebooks/00_a.ipynb", 5, path)
+    run_times.record(NB + "00_a.ipynb", 5, path)
     data = run_times.load(path)
-    assert list(data) == ["notebooks/00_a.ipynb", "notebooks/07_x.ipynb"]  # sorted, both kept
-    assert run_times.describe(data["notebooks/07_x.ipynb"]).startswith("1 min 37 s (")
-    assert run_times.describe(data["notebooks/00_a.ipynb"]).startswith("5 s (")
+    assert list(data) == [NB + "00_a.ipynb", NB + "07_x.ipynb"]  # sorted, both kept
+    assert run_times.describe(data[NB + "07_x.ipynb"]).startswith("1 min 37 s (")
+    assert run_times.describe(data[NB + "00_a.ipynb"]).startswith("5 s (")
     assert run_times.describe(None) == "not measured yet"
     with pytest.raises(run_times.RunTimesError, match="notebooks/\\*.ipynb"):
         run_times.record("docs/x.md", 3, path)
     with pytest.raises(run_times.RunTimesError, match=">= 0"):
-        run_times.record("notebooks/00_a.ipynb", -1, path)
-    path.write_text('{"notebooks/a.ipynb": {"seconds": "3"}}')
-    with pytest.raises(run_times.RunTimesError, match="notebooks/a.ipynb"):
+        run_times.record(NB + "00_a.ipynb", -1, path)
+    path.write_text('{"' + NB + 'a.ipynb": {"seconds": "3"}}')
+    with pytest.raises(run_times.RunTimesError, match=NB + "a.ipynb"):
         run_times.load(path)
     path.write_text("{not json")
     with pytest.raises(run_times.RunTimesError, match=":1: not JSON"):
@@ -177,14 +181,14 @@ def test_run_times_page_shows_the_measured_times(tmp_path):
     nbs.mkdir()
     for name in ("00_a", "01_b"):
         _notebook(nbs / f"{name}.ipynb")
-    measured = {"notebooks/00_a.ipynb": {"seconds": 125, "executed_at": "2026-12-04T10:00:00Z",
+    measured = {NB + "00_a.ipynb": {"seconds": 125, "executed_at": "2026-12-04T10:00:00Z",
                                          "cpus": 2, "cpu": "x"}}
     times = {}
     for nb in book_build.chapters(tmp_path):
         times[nb.relative_to(tmp_path).with_suffix("").as_posix()] = book_build.run_time(
             nb, measured, tmp_path)
     assert times["notebooks/00_a"]["seconds"] == 125
-    assert times["notebooks/01_b"] == {"path": "notebooks/01_b.ipynb", "cells": 1,
+    assert times["notebooks/01_b"] == {"path": NB + "01_b.ipynb", "cells": 1,
                                        "seconds": None, "measured": "not measured yet"}
     old_root = book_build.ROOT
     book_build.ROOT = tmp_path
@@ -192,8 +196,8 @@ def test_run_times_page_shows_the_measured_times(tmp_path):
         page = book_build.run_times_page(book_build.chapters(tmp_path), times)
     finally:
         book_build.ROOT = old_root
-    assert "| [00_a](notebooks/00_a.ipynb) | 1 | 2 min 05 s (2 CPUs, 2026-12-04) |" in page
-    assert "| [01_b](notebooks/01_b.ipynb) | 1 | not measured yet |" in page
+    assert "| [00_a](" + NB + "00_a.ipynb) | 1 | 2 min 05 s (2 CPUs, 2026-12-04) |" in page
+    assert "| [01_b](" + NB + "01_b.ipynb) | 1 | not measured yet |" in page
     assert "Not measured yet: 01_b.ipynb." in page
 
 
