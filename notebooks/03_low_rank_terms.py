@@ -474,7 +474,7 @@ assert torch.allclose(B, B.T) and torch.allclose(g_sur, grad)
 # runs one batched `eigh` per group (plus one for the global $\mathbf Z$), and scatters the
 # $\mathbf M_k$ of a group into $\mathbf B$ with one indexed add. That is engineering, not
 # multi-label learning: the step-by-step rebuild is in the appendix at the end of this notebook,
-# [Under the hood: the library's batched code](#under-the-hood-the-librarys-batched-code). Its
+# [Under the hood](#appendix-under-the-hood-the-librarys-batched-code). Its
 # result is all this lesson needs: values and gradients equal to the loop above, at a fraction of
 # the cost.
 
