@@ -311,6 +311,15 @@ def site() -> Path:
     return SITE
 
 
+def test_build_has_no_warnings(site):
+    """Sphinx warnings are defects a reader meets (a docstring's literal block lost, a type name
+    linked to the wrong class of two), so the build must report none."""
+    log = site.parent / "book_build.log"
+    assert log.is_file(), f"{log} missing: book/build.py writes Sphinx's warnings there"
+    found = [w for w in log.read_text().splitlines() if "WARNING" in w or "ERROR" in w]
+    assert not found, f"{len(found)} Sphinx warnings in {log}:\n" + "\n".join(found[:20])
+
+
 def _pages(site: Path) -> list[Path]:
     return sorted(p for p in site.rglob("*.html")
                   if not {"_static", "_sources", "_images"}.intersection(p.relative_to(site).parts))

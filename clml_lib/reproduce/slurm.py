@@ -57,7 +57,7 @@ from clml_lib.atomic import atomic_write_json
 from .workers import RUN_LOG_NAME
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .grid import Run
+    import clml_lib.reproduce.grid  # the full name: the API reference links it to one class
 
 #: The file of a run folder naming its Slurm job and log files (written at submission).
 SLURM_RECORD = "slurm.json"
@@ -215,7 +215,8 @@ class SlurmResources:
                 raise SlurmError(f"{where}: options: {name!r} has its own key or is set by the "
                                  "driver; use the key (see --slurm-help)")
 
-    def resolve(self, runs: list["Run"], timeout_s: float | None) -> dict[str, Any]:
+    def resolve(self, runs: list[clml_lib.reproduce.grid.Run],
+                timeout_s: float | None) -> dict[str, Any]:
         """The concrete resources of one task: every derived value filled in.
 
         Raises:
@@ -295,7 +296,7 @@ class SlurmTask:
         timeout_s: papermill per-cell timeout.
     """
 
-    run: "Run"
+    run: clml_lib.reproduce.grid.Run
     entry: str
     notebook: str
     timeout_s: float | None = None
@@ -347,7 +348,7 @@ class SlurmTask:
         return submitit.helpers.DelayedSubmission(self)
 
 
-def _papermill(run: "Run", notebook: str, timeout_s: float | None) -> str:
+def _papermill(run: clml_lib.reproduce.grid.Run, notebook: str, timeout_s: float | None) -> str:
     """Execute the run's notebook; ``""`` or the error (as the papermill runner reports it)."""
     import papermill as pm
 

@@ -63,7 +63,7 @@ import os
 import sys
 import time
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -404,6 +404,7 @@ class Run:
         out_dir: the run folder (locked by this process until :meth:`close`).
         arm: the arm in words (:func:`arm_label`, or the name given with a passed-in loss).
         epochs_from_disk: epochs restored from the checkpoint when it was built (0: none).
+        log: where the run's progress lines go (``print``; a no-op when ``verbose`` is off).
 
     A run holds its folder's lock from :func:`build_run` until :meth:`close` (also called by
     ``with build_run(cfg) as run:`` on leaving, and when the object is garbage-collected).
@@ -423,7 +424,8 @@ class Run:
     arm: str
     epochs_from_disk: int = 0
     replaces_results: bool = False  # resume=False on a folder with a checkpoint
-    log: Callable[..., None] = print
+    # a factory, not a class attribute: the API reference would document ``print`` as a method
+    log: Callable[..., None] = field(default_factory=lambda: print)
     _closer: Any = None  # weakref.finalize releasing the lock (set by build_run)
 
     def __repr__(self) -> str:

@@ -5,6 +5,8 @@
     parts = criterion.forward_parts(logits.float(), features, observed, epoch)  # float32 loss
     optimizer.zero_grad(); scaler.scale(parts.total).backward(); scaler.step(optimizer)
     scaler.update(); scheduler.step(); ema.update(model)
+
+:func:`train_step` is that sequence; the engine calls it once per batch.
 """
 
 from __future__ import annotations
