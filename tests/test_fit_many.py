@@ -11,7 +11,8 @@ from clml_lib.train import TrainConfig, fit
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-TINY = dict(dataset="teaching", backbone="tiny_cnn", image_size=32, num_train_images=96,
+TINY = dict(dataset="teaching", backbone="tiny_cnn", weights_path="",  # random init
+            image_size=32, num_train_images=96,
             batch_size=32, epochs=2, lr=2e-3, ema_decay=0.9, max_eval_batches=2, verbose=False,
             resume=True)
 

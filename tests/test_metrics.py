@@ -198,6 +198,6 @@ def test_chance_map_is_the_expected_map_of_random_rankings():
     # classes without a positive are left out, as the engine scores the test split
     assert chance_map(np.c_[one, np.zeros((3, 1))]) == pytest.approx(chance_map(one))
     for bad, msg in ((np.zeros((4, 2)), "no class"), (np.ones((1, 2)), "at least 2"),
-                     (np.full((3, 2), 2.0), ""), (np.ones(3), "2-D")):
+                     (np.full((3, 2), 2.0), "only {0, 1}, found 2"), (np.ones(3), "2-D")):
         with pytest.raises(ValueError, match=msg):
             chance_map(bad)

@@ -514,6 +514,7 @@ def test_an_edited_label_list_is_not_resumed_nor_skipped(tmp_path):
     ds = CocoMultiLabel(root, "train")
     lst = write_label_list(tmp_path / "split.txt", ds.names, ds.labels)
     cfg = dict(dataset="coco", data_root=str(root), label_list=str(lst), image_size=16,
+               num_train_images=0,
                batch_size=4, epochs=2, stop_epoch=0, max_eval_batches=1, verbose=False,
                resume=True, augment=False, out_dir=str(tmp_path / "run"))
     fit(TrainConfig.from_dict(cfg))

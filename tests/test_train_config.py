@@ -61,9 +61,15 @@ def test_every_field_is_declared_once_with_type_help_and_role():
     assert set(PATH_FIELDS) == {"data_root", "label_list", "weights_path", "out_dir"}
 
 
-def test_defaults_form_a_valid_quick_teaching_run():
+def test_defaults_are_the_teaching_regime():
     cfg = TrainConfig()
-    assert cfg.dataset == "teaching" and cfg.backbone == "tiny_cnn" and cfg.device == "cpu"
+    assert cfg.dataset == "teaching" and cfg.backbone == "small_resnet" and cfg.device == "cpu"
+    # `python -m clml_lib.train` alone trains what the main job trains: every experiment and CLML
+    # field of params/teaching.yaml equals its default (only where runs are written may differ)
+    regime = load_config(PARAMS / "teaching.yaml")
+    differ = {f: (getattr(cfg, f), getattr(regime, f)) for f in FIELDS
+              if getattr(cfg, f) != getattr(regime, f)}
+    assert set(differ) <= set(BOOKKEEPING_FIELDS), f"defaults differ from the regime: {differ}"
     assert cfg.last_epoch == cfg.epochs - 1 and cfg.replace(stop_epoch=3).last_epoch == 3
     assert TrainConfig.from_dict(cfg.to_dict()) == cfg
     assert not hasattr(cfg, "correction")  # one name per switch: use_correction
@@ -156,7 +162,7 @@ def test_trajectory_diff_ignores_only_bookkeeping_fields():
     b = a.replace(progress=True, stop_epoch=3, out_dir="elsewhere", device="cuda", verbose=False,
                   resume=True)
     assert a.trajectory_diff(b) == []
-    assert a.trajectory_diff(a.replace(lr=2e-3)) == ["lr: 0.003 != 0.002"]
+    assert a.trajectory_diff(a.replace(lr=2e-3)) == ["lr: 0.01 != 0.002"]
     assert a.trajectory_changes(a.replace(num_workers=4)) == {"num_workers": (0, 4)}
 
 

@@ -106,7 +106,7 @@ def test_torchrun_two_processes(tmp_path, gather):
     out = tmp_path / "ddp_run"
     cmd = [_torchrun(), "--nproc_per_node", "2", "--master_port", str(_free_port()),
            "-m", "clml_lib.train",
-           "--set", "dataset=teaching", "backbone=tiny_cnn", "image_size=32",
+           "--set", "dataset=teaching", "backbone=tiny_cnn", "weights_path=", "image_size=32",
            "num_train_images=128",
            "batch_size=32", "epochs=2", "stop_epoch=-1", "lr=2e-3", "ema_decay=0.9",
            "max_eval_batches=2", "progress=false", f"ddp_gather={gather}", "start_epoch=0",

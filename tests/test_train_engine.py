@@ -24,7 +24,8 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 #: a teaching run of a few seconds
-TINY = dict(dataset="teaching", backbone="tiny_cnn", image_size=32, num_train_images=160,
+TINY = dict(dataset="teaching", backbone="tiny_cnn", weights_path="",  # random init
+            image_size=32, num_train_images=160,
             batch_size=32, epochs=3, stop_epoch=-1, lr=2e-3, ema_decay=0.9, weight_decay=1e-4,
             setting="40left", max_eval_batches=2, progress=False, augment=True, seed=0,
             resume=True)
@@ -240,6 +241,7 @@ def test_run_data_coco_label_list_and_voc(tmp_path):
     lst = tmp_path / "coco_single.txt"
     write_label_list(lst, full.names, single)
     base = dict(dataset="coco", data_root=str(root), image_size=32, val_fraction=0.2,
+                num_train_images=0,
                 out_dir=str(tmp_path))
     data = build_run_data(TrainConfig.from_dict({**base, "label_list": str(lst)}))
     assert len(data.train) == 16 and len(data.val) == 4 and len(data.test) == 6
@@ -283,6 +285,7 @@ def test_run_data_tensor_input_pipeline(tmp_path):
 
     root = make_coco_tree(tmp_path / "coco", num_train=10, num_val=4)
     base = dict(dataset="coco", data_root=str(root), image_size=32, val_fraction=0.2,
+                num_train_images=0,
                 out_dir=str(tmp_path))
     pil = build_run_data(TrainConfig.from_dict(base))
     ten = build_run_data(TrainConfig.from_dict({**base, "input_pipeline": "tensor"}))

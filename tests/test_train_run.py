@@ -16,7 +16,8 @@ from clml_lib.train.engine import arm_label, build_run, fit
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 #: a teaching run of a few seconds (2 epochs: 0, 1)
-TINY = dict(dataset="teaching", backbone="tiny_cnn", image_size=32, num_train_images=96,
+TINY = dict(dataset="teaching", backbone="tiny_cnn", weights_path="",  # random init
+            image_size=32, num_train_images=96,
             batch_size=32, epochs=2, stop_epoch=-1, lr=2e-3, ema_decay=0.9, setting="40left",
             max_eval_batches=2, progress=False, augment=True, seed=0, verbose=False,
             resume=True, start_epoch=0)

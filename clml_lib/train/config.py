@@ -20,9 +20,11 @@ Roles: ``experiment`` (changes what a run computes), ``clml`` (used only by the 
 ``use_clml`` and the hyper-parameters of the CLML term and of label correction) and ``bookkeeping``
 (where the run is written, how it reports, how far it goes; may change on resume).
 
-The defaults are the quick teaching run (tiny CNN on the embedded teaching set, 40 % of the
-positive labels left, CPU); ``params/paper.yaml`` lists every field of
-the reference recipe. Relative path fields are taken from the project root (:func:`resolve_path`).
+The defaults are the teaching regime of the main job (the pretrained small ResNet fine-tuned on
+2,500 images of the embedded teaching set, 40 % of the positive labels left, CPU;
+docs/teaching_regime.md), so ``python -m clml_lib.train`` alone trains one run of it;
+``params/paper.yaml`` lists every field of the reference recipe. Relative path fields are taken
+from the project root (:func:`resolve_path`).
 """
 
 from __future__ import annotations
@@ -174,26 +176,27 @@ class TrainConfig:
                             range=TEMPERATURE_RANGE)
     reduction: str = _f("sum", "base-loss reduction (reference: sum)", choices=REDUCTIONS)
     # --- schedule and optimiser
-    epochs: int = _f(10, "OneCycle schedule length in epochs", group=_SCHED,
+    epochs: int = _f(6, "OneCycle schedule length in epochs", group=_SCHED,
                  range=Range(1, None, integer=True))
     stop_epoch: int = _f(-1, "last epoch index trained; -1 trains all epochs", role="bookkeeping",
                          range=Range(-1, None, integer=True))
     batch_size: int = _f(64, "images per optimiser step (global under DDP)",
                      range=Range(1, None, integer=True))
     image_size: int = _f(32, "input side in pixels", range=IMAGE_SIZE_RANGE)
-    lr: float = _f(3e-3, "peak learning rate of Adam with OneCycle",
+    lr: float = _f(1e-2, "peak learning rate of Adam with OneCycle",
                    range=LR_RANGE)
     weight_decay: float = _f(1e-4, "coupled L2 weight decay (none on biases and norms)",
                              range=WEIGHT_DECAY_RANGE)
-    ema_decay: float = _f(0.97, "decay of the moving average of the weights (EMA)",
+    ema_decay: float = _f(0.9, "decay of the moving average of the weights (EMA)",
                           range=EMA_DECAY_RANGE)
     amp: str = _f("none", "mixed precision (fp16 uses a GradScaler)",
                   choices=AMP_MODES)
     # --- model
-    backbone: str = _f("tiny_cnn",
+    backbone: str = _f("small_resnet",
                        "torchvision classification model name, small_resnet or tiny_cnn",
                        group=_MODEL)
-    weights_path: str = _f("", "empty for random init, imagenet, or a weights-only .pt/.pth file",
+    weights_path: str = _f("data/teaching_backbone.pt",
+                           "empty: random; imagenet; or a weights-only .pt",
                            path=True)
     normalize: bool = _f(False, "ImageNet mean and std normalisation (reference: off)")
     augment: bool = _f(True, "training augmentation (teaching: flips; photos: Cutout+RandAugment)")
@@ -204,7 +207,7 @@ class TrainConfig:
     # --- selection, size and machine
     val_fraction: float = _f(0.1, "validation share carved from the training set", group=_RUN,
                              range=Range(0.0, 0.5, lo_open=True, hi_open=True))
-    num_train_images: int = _f(0, "training images (teaching: generated); 0 uses all",
+    num_train_images: int = _f(2500, "training images (teaching: generated); 0 uses all",
                              range=_NAT)
     num_workers: int = _f(0, "DataLoader worker processes (changes the random stream)",
                           range=_NAT)
