@@ -14,11 +14,15 @@ echo "[test] ruff check (line length and rules in pyproject.toml)"
 ruff check .
 # pytest exits 5 when -k/-m selects nothing in one of the two runs: not a failure
 run_pytest() { local rc=0; python -m pytest "$@" || rc=$?; [ "$rc" = 5 ] && rc=0; return "$rc"; }
-run_pytest tests -p no:cacheprovider -q "$@"
+# a failure in the unit tests does not hide the notebooks' results: both runs go, then the worst exit
+unit_rc=0
+run_pytest tests -p no:cacheprovider -q "$@" || unit_rc=$?
 # The notebooks were executed on this kind of CPU's default kernels (scripts/execute_notebooks.sh);
 # nbval re-runs them with the generic ATen kernels, oneDNN and MKL capped at AVX2: another CPU's
 # float summation order, so an output that depends on the machine fails here, not on a user's.
 echo "[test] nbval on every notebook under emulated kernels (ATen default, oneDNN/MKL AVX2)"
 ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2 \
     run_pytest notebooks --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg \
-    --nbval-cell-timeout 600 -p no:cacheprovider -q "$@"
+    --nbval-cell-timeout 600 -p no:cacheprovider -q "$@" \
+    || { rc=$?; echo "[test] nbval failed (exit $rc)" >&2; exit "$rc"; }
+[ "$unit_rc" = 0 ] || { echo "[test] unit tests failed (exit $unit_rc)" >&2; exit "$unit_rc"; }
