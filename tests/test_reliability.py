@@ -42,7 +42,7 @@ from clml_lib.reproduce.workers import RUN_LOG_NAME, run_in_worker
 from clml_lib.train import TrainConfig
 from clml_lib.train.config import read_layer
 from clml_lib.train.optim import build_scheduler
-from clml_lib.train.runlock import LOCK_NAME, RunLock
+from clml_lib.train.runlock import LOCK_NAME, RunLock, wait_until_free
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -123,6 +123,41 @@ def test_the_lock_dies_with_its_process_even_with_forked_workers_alive(tmp_path)
         assert any("stale lock" in m for m in messages)
     finally:
         os.kill(child, signal.SIGKILL)
+
+
+def test_wait_until_free_waits_for_a_dying_holder_and_gives_up_on_a_live_one(tmp_path):
+    """A restarted task (Slurm, after scancel) waits for the old process to release the folder;
+    a holder that stays is reported and the wait ends at its timeout."""
+    assert wait_until_free(tmp_path, 0.0) and not (tmp_path / LOCK_NAME).exists()  # no lock
+    code = ("import sys, time\nfrom clml_lib.train.runlock import RunLock\n"
+            "lock = RunLock(sys.argv[1]); lock.acquire(); print('held', flush=True)\n"
+            "time.sleep(float(sys.argv[2]))\n")
+    holder = subprocess.Popen([PY, "-c", code, str(tmp_path), "1.5"], env=ENV,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        messages: list[str] = []
+        start = time.monotonic()
+        assert wait_until_free(tmp_path, 60, poll_s=0.05, log=messages.append)
+        assert time.monotonic() - start > 0.5  # it did wait for the holder to end
+        assert len(messages) == 1 and f"pid {holder.pid} " in messages[0]
+        with RunLock(tmp_path):  # and the folder can be taken now
+            pass
+    finally:
+        holder.kill()
+        holder.wait()
+    stays = subprocess.Popen([PY, "-c", code, str(tmp_path), "60"], env=ENV,
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        assert stays.stdout.readline().strip() == "held"
+        start = time.monotonic()
+        assert not wait_until_free(tmp_path, 0.3, poll_s=0.05)
+        assert time.monotonic() - start < 5
+        with pytest.raises(RuntimeError, match=f"pid {stays.pid} "):
+            RunLock(tmp_path).acquire()
+    finally:
+        stays.kill()
+        stays.wait()
 
 
 def test_a_temporary_file_left_by_a_killed_writer_is_removed_with_the_lock(tmp_path):

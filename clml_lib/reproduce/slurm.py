@@ -53,6 +53,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import yaml
 
 from clml_lib.atomic import atomic_write_json
+from clml_lib.train.runlock import wait_until_free
 
 from .workers import RUN_LOG_NAME
 
@@ -61,6 +62,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: The file of a run folder naming its Slurm job and log files (written at submission).
 SLURM_RECORD = "slurm.json"
+#: Seconds a task waits for its run folder's lock, held by a cancelled task's dying process.
+LOCK_WAIT_S = 120.0
 #: How the task of a run executes it (the local runners' entries).
 ENTRIES = ("process", "papermill")
 #: squeue states of a task waiting to (re)start.
@@ -325,6 +328,10 @@ class SlurmTask:
 
             fit(dataclasses.replace(self.run.config, verbose=False, progress=False))
             return time.perf_counter() - start
+        # a task started again right after scancel may find the cancelled task's process still
+        # dying with the folder's lock: wait for it rather than fail
+        wait_until_free(folder, LOCK_WAIT_S,
+                        log=lambda msg: _append_log(folder, f"=== {_now()} {where}: {msg}"))
         header = where + (", resuming from checkpoint.pt" if self.run.config.resume and (
             folder / "checkpoint.pt").is_file() else "")
         if self.entry == "process":

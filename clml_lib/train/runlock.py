@@ -163,3 +163,49 @@ class RunLock:
 
     def __exit__(self, *exc) -> None:
         self.release()
+
+
+def wait_until_free(out_dir: str | os.PathLike, timeout_s: float, poll_s: float = 0.2,
+                    log: Callable[[str], None] | None = None) -> bool:
+    """Wait until no live process holds ``out_dir``'s run lock, for at most ``timeout_s``.
+
+    For a task that restarts a run whose previous process may still be dying (a Slurm task
+    started again right after ``scancel``: the queue shows the old task gone before the kernel has
+    reaped its process). Nothing is created or taken: the lock is only probed (``flock`` and
+    unlock at once), so the run itself still takes it with :class:`RunLock`.
+
+    Args:
+        out_dir: the run folder.
+        timeout_s: the longest wait in seconds (>= 0).
+        poll_s: seconds between probes.
+        log: told once, naming the holder, when the lock is found held.
+
+    Returns:
+        True when the lock is free (or there is none), False when a process still holds it after
+        ``timeout_s`` (then :meth:`RunLock.acquire` fails naming it).
+    """
+    path = Path(out_dir) / LOCK_NAME
+    deadline = time.monotonic() + timeout_s
+    told = False
+    while True:
+        try:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | os.O_NONBLOCK)
+        except FileNotFoundError:
+            return True
+        except OSError:  # a link or an unreadable file: RunLock reports it
+            return True
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return True
+        except BlockingIOError:
+            if log is not None and not told:
+                log(f"[clml] {path.parent} is still held ({RunLock(out_dir)._holder()}); "
+                    f"waiting up to {timeout_s:.0f} s for it to end")
+                told = True
+        finally:
+            os.close(fd)
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(poll_s)
+
