@@ -1,0 +1,125 @@
+"""Does the main job's result hold on another machine? Compare two runs of the same grids.
+
+    python scripts/compare_runs.py --a runs/grids --b runs/grids_emulated \\
+        [--grids teaching teaching_ceiling] [--names native emulated] [--out FILE.md]
+
+``--a`` and ``--b`` are two output roots of the grid driver holding the same grids with the same
+seeds (e.g. the main job run natively, and again with ``--out runs/grids_emulated`` under
+``ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2``, which makes
+the float kernels those of another CPU). For every comparison of the grids it prints, per run,
+the paired gain with its 95 % t interval and the practical verdict against the grid's smallest
+effect of interest δ (:func:`clml_lib.stats.margin_verdict`), and then the two checks of a
+result that holds on another machine:
+
+* **same verdict**: the two practical verdicts are identical;
+* **means inside**: each run's mean (every arm's test mAP and the gain) lies inside the other
+  run's 95 % t interval of that mean.
+
+For a single-arm experiment (the full-label ceiling) only the arm's mean is compared. The exit
+code is 0 whatever the outcome (a comparison is a measurement, not a test); a grid missing from
+either root, or a run with missing seeds, is an error (exit 1) naming it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from clml_lib.reproduce.collate import Comparison, build_comparisons  # noqa: E402
+from clml_lib.reproduce.grid import load_grid  # noqa: E402
+from clml_lib.stats import Interval, margin_code, margin_verdict, paired_t_interval  # noqa: E402
+
+KEY = "test_mAP"  # the val-selected test mAP, as the main job reports it
+
+
+def _inside(x: float, iv: Interval) -> bool:
+    return iv.lo is not None and iv.hi is not None and iv.lo <= x <= iv.hi
+
+
+def _load(root: Path, grid_name: str) -> tuple[dict[tuple[str, str], Comparison], float]:
+    """The comparisons of one finished grid under ``root`` (keyed by experiment and variant)
+    and the grid's δ; every planned run must have finished."""
+    grid = load_grid(grid_name, out=root)
+    comparisons, notes = build_comparisons(grid)
+    if notes or not comparisons:
+        raise SystemExit(f"error: grid {grid_name} in {root} is not complete: "
+                         + ("; ".join(notes[:5]) or "no finished run"))
+    return {(c.label, c.variant): c for c in comparisons}, grid.smallest_effect
+
+
+def compare(a_root: Path, b_root: Path, grids: list[str], names: tuple[str, str]) -> str:
+    """The comparison as markdown (see the module docstring)."""
+    na, nb = names
+    lines = [f"| experiment | gain [95 % t CI], {na} | verdict, {na} | gain [95 % t CI], {nb} | "
+             f"verdict, {nb} | same verdict | means inside the other's interval |",
+             "|---|---|---|---|---|---|---|"]
+    summary = {"rows": 0, "paired": 0, "same": 0, "inside": 0}
+    for grid_name in grids:
+        (a, delta), (b, _) = _load(a_root, grid_name), _load(b_root, grid_name)
+        if set(a) != set(b):
+            raise SystemExit(f"error: grid {grid_name}: the two roots hold different experiments "
+                             f"({sorted(set(a) ^ set(b))})")
+        for key in a:
+            ca, cb = a[key], b[key]
+            sides = ["baseline"] + (["clml"] if ca.clml else [])
+            if any(ca.values(s, KEY) and len(ca.values(s, KEY)) != len(cb.values(s, KEY))
+                   for s in sides):
+                raise SystemExit(f"error: {key[0]}: the two runs have different seed counts")
+            outside = []
+            for side in sides:
+                ia = paired_t_interval(ca.values(side, KEY))
+                ib = paired_t_interval(cb.values(side, KEY))
+                if not (_inside(ia.mean, ib) and _inside(ib.mean, ia)):
+                    outside.append(f"{side} {ia.mean:.2f} / {ib.mean:.2f}")
+            label = key[0] + (f" {key[1]}" if ca.clml else " (one arm)")
+            if ca.clml:
+                ga, gb = ca.interval(KEY), cb.interval(KEY)
+                if not (_inside(ga.mean, gb) and _inside(gb.mean, ga)):
+                    outside.append(f"gain {ga.mean:+.2f} / {gb.mean:+.2f}")
+                same = margin_code(ga, delta) == margin_code(gb, delta)
+                cells = [ga.text(), margin_verdict(ga, delta), gb.text(), margin_verdict(gb, delta),
+                         "yes" if same else "**no**"]
+            else:
+                ia = paired_t_interval(ca.values("baseline", KEY))
+                ib = paired_t_interval(cb.values("baseline", KEY))
+                same = False
+                cells = [f"mAP {ia.text(signed=False)}", "-", f"mAP {ib.text(signed=False)}", "-",
+                         "-"]
+            inside = not outside
+            summary["rows"] += 1
+            summary["paired"] += bool(ca.clml)
+            summary["same"] += same
+            summary["inside"] += inside
+            cells.append("yes" if inside else "**no**: " + ", ".join(outside))
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines += ["", f"{summary['same']} of {summary['paired']} comparisons with the same practical "
+              f"verdict (δ = {delta:g}); {summary['inside']} of {summary['rows']} rows with every "
+              "mean inside the other run's 95 % t interval."]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--a", required=True, type=Path, help="first output root (e.g. runs/grids)")
+    ap.add_argument("--b", required=True, type=Path, help="second output root")
+    ap.add_argument("--grids", nargs="+", default=["teaching", "teaching_ceiling"])
+    ap.add_argument("--names", nargs=2, default=["A", "B"], metavar=("NAME_A", "NAME_B"))
+    ap.add_argument("--out", type=Path, help="also write the table to this markdown file")
+    args = ap.parse_args(argv)
+    for root in (args.a, args.b):
+        if not root.is_dir():
+            print(f"error: {root} is not a folder of grid outputs", file=sys.stderr)
+            return 1
+    text = compare(args.a, args.b, args.grids, tuple(args.names))
+    print(text)
+    if args.out:
+        args.out.write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
