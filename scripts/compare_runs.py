@@ -67,13 +67,13 @@ def compare(a_root: Path, b_root: Path, grids: list[str], names: tuple[str, str]
         for key in a:
             ca, cb = a[key], b[key]
             sides = ["baseline"] + (["clml"] if ca.clml else [])
-            if any(ca.values(s, KEY) and len(ca.values(s, KEY)) != len(cb.values(s, KEY))
-                   for s in sides):
+            if any(len(ca.values(s, KEY)) != len(cb.values(s, KEY)) for s in sides):
                 raise SystemExit(f"error: {key[0]}: the two runs have different seed counts")
+            # per arm: the mean test mAP with its 95 % t interval over seeds, in run A and run B
+            arms = {side: (paired_t_interval(ca.values(side, KEY)),
+                           paired_t_interval(cb.values(side, KEY))) for side in sides}
             outside = []
-            for side in sides:
-                ia = paired_t_interval(ca.values(side, KEY))
-                ib = paired_t_interval(cb.values(side, KEY))
+            for side, (ia, ib) in arms.items():
                 if not (_inside(ia.mean, ib) and _inside(ib.mean, ia)):
                     outside.append(f"{side} {ia.mean:.2f} / {ib.mean:.2f}")
             label = key[0] + (f" {key[1]}" if ca.clml else " (one arm)")
@@ -85,8 +85,7 @@ def compare(a_root: Path, b_root: Path, grids: list[str], names: tuple[str, str]
                 cells = [ga.text(), margin_verdict(ga, delta), gb.text(), margin_verdict(gb, delta),
                          "yes" if same else "**no**"]
             else:
-                ia = paired_t_interval(ca.values("baseline", KEY))
-                ib = paired_t_interval(cb.values("baseline", KEY))
+                ia, ib = arms["baseline"]
                 same = False
                 cells = [f"mAP {ia.text(signed=False)}", "-", f"mAP {ib.text(signed=False)}", "-",
                          "-"]

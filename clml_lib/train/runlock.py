@@ -184,15 +184,13 @@ def wait_until_free(out_dir: str | os.PathLike, timeout_s: float, poll_s: float 
         True when the lock is free (or there is none), False when a process still holds it after
         ``timeout_s`` (then :meth:`RunLock.acquire` fails naming it).
     """
-    path = Path(out_dir) / LOCK_NAME
+    lock = RunLock(out_dir)  # its path and its holder's description; never acquired here
     deadline = time.monotonic() + timeout_s
     told = False
     while True:
         try:
-            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | os.O_NONBLOCK)
-        except FileNotFoundError:
-            return True
-        except OSError:  # a link or an unreadable file: RunLock reports it
+            fd = os.open(lock.path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | os.O_NONBLOCK)
+        except OSError:  # no lock file; or a link or an unreadable file, which acquire() reports
             return True
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -200,7 +198,7 @@ def wait_until_free(out_dir: str | os.PathLike, timeout_s: float, poll_s: float 
             return True
         except BlockingIOError:
             if log is not None and not told:
-                log(f"[clml] {path.parent} is still held ({RunLock(out_dir)._holder()}); "
+                log(f"[clml] {lock.path.parent} is still held ({lock._holder()}); "
                     f"waiting up to {timeout_s:.0f} s for it to end")
                 told = True
         finally:
@@ -208,4 +206,3 @@ def wait_until_free(out_dir: str | os.PathLike, timeout_s: float, poll_s: float 
         if time.monotonic() >= deadline:
             return False
         time.sleep(poll_s)
-
