@@ -57,6 +57,24 @@ MARGIN_VERDICTS = {
 }
 
 
+#: The size class of each practical verdict: does the change reach δ? (The question the README's
+#: headline answers; the verdict adds the direction against 0.) Texts in :data:`SIZE_CLASSES`.
+SIZE_OF_VERDICT = {
+    "better_big": "better_big", "worse_big": "worse_big",
+    "better_small": "below", "within": "below", "worse_small": "below",
+    "better": "undecided", "worse": "undecided", "inconclusive": "undecided", "na": "na",
+}
+
+#: Texts of the size classes of :data:`SIZE_OF_VERDICT`.
+SIZE_CLASSES = {
+    "better_big": "better by at least δ",
+    "worse_big": "worse by at least δ",
+    "below": "changes by less than δ",
+    "undecided": "undecided whether the change reaches δ",
+    "na": "n/a (fewer than 2 seeds)",
+}
+
+
 @dataclass(frozen=True)
 class Interval:
     """A mean with a two-sided interval (``lo``, ``hi`` None when it cannot be computed)."""
@@ -121,6 +139,25 @@ def verdict(interval: Interval) -> str:
     return VERDICTS[2]
 
 
+def _check_delta(delta: float) -> None:
+    if isinstance(delta, bool) or not isinstance(delta, (int, float)) \
+            or not math.isfinite(delta) or delta <= 0:
+        raise ValueError(f"the smallest effect of interest must be a finite number > 0, "
+                         f"got {delta!r}")
+
+
+def _margin_codes(lo: np.ndarray, hi: np.ndarray, delta: float) -> np.ndarray:
+    """:func:`margin_code` for many intervals at once: ``lo``, ``hi`` float arrays of one shape
+    (bounds, lo <= hi) -> array of codes of that shape. The one place the rules are written."""
+    lo, hi = np.asarray(lo, dtype=np.float64), np.asarray(hi, dtype=np.float64)
+    return np.select(
+        [(lo > 0) & (lo >= delta), (lo > 0) & (hi < delta), lo > 0,
+         (hi < 0) & (hi <= -delta), (hi < 0) & (lo > -delta), hi < 0,
+         (lo > -delta) & (hi < delta)],
+        ["better_big", "better_small", "better", "worse_big", "worse_small", "worse", "within"],
+        default="inconclusive")
+
+
 def margin_code(interval: Interval, delta: float) -> str:
     r"""The key of :data:`MARGIN_VERDICTS` for a gain interval $[l, h]$ and a margin $\delta > 0$.
 
@@ -137,20 +174,11 @@ def margin_code(interval: Interval, delta: float) -> str:
     Raises:
         ValueError: ``delta`` not a finite number > 0.
     """
-    if isinstance(delta, bool) or not isinstance(delta, (int, float)) \
-            or not math.isfinite(delta) or delta <= 0:
-        raise ValueError(f"the smallest effect of interest must be a finite number > 0, "
-                         f"got {delta!r}")
+    _check_delta(delta)
     lo, hi = interval.lo, interval.hi
     if lo is None or hi is None:
         return "na"
-    if lo > 0:
-        return "better_big" if lo >= delta else ("better_small" if hi < delta else "better")
-    if hi < 0:
-        return "worse_big" if hi <= -delta else ("worse_small" if lo > -delta else "worse")
-    if lo > -delta and hi < delta:
-        return "within"
-    return "inconclusive"
+    return str(_margin_codes(np.float64(lo), np.float64(hi), delta))
 
 
 def margin_verdict(interval: Interval, delta: float = DEFAULT_SMALLEST_EFFECT) -> str:
@@ -158,6 +186,57 @@ def margin_verdict(interval: Interval, delta: float = DEFAULT_SMALLEST_EFFECT) -
     with δ written out, e.g. ``"within ±0.5 (no change that matters)"``."""
     text = MARGIN_VERDICTS[margin_code(interval, delta)]
     return text.replace("δ", f"{delta:g}")
+
+
+def replication_agreement(mean: float, sd: float, n: int,
+                          delta: float = DEFAULT_SMALLEST_EFFECT, confidence: float = 0.95,
+                          draws: int = 20000, seed: int = 0, level: str = "verdict") -> float:
+    r"""Probability that two independent replications of a paired comparison, of ``n`` seeds
+    each, get the same practical verdict (:func:`margin_code` of their :func:`paired_t_interval`).
+
+    Model: the paired gains $g_s$ of each replication are drawn independently from
+    $\mathcal N(\mu, \sigma^2)$. This is what happens when the same grid runs on another machine:
+    a change of float kernels sends every run along another trajectory, so the gains of a seed
+    are a new draw (docs/teaching_regime.md §3 measures it). With $\mu$ and $\sigma$ estimated
+    from runs already made (a plug-in), it answers "how many seeds would make this verdict
+    repeat?". Computed by simulation (``draws`` pairs of replications, seeded): the standard
+    error of the returned fraction is at most $0.5/\sqrt{\text{draws}}$.
+
+    Args:
+        mean: $\mu$, the mean paired gain (mAP points). sd: $\sigma \ge 0$, the standard
+            deviation of one paired gain. n: seeds per replication (>= 2).
+        delta: the smallest effect of interest δ (> 0). confidence: level of the t interval.
+        draws: simulated pairs of replications (>= 100). seed: numpy ``default_rng`` seed.
+        level: ``'verdict'`` (the practical verdict, against 0 and ±δ) or ``'size'`` (its size
+            class, :data:`SIZE_OF_VERDICT`: does the change reach δ?).
+
+    Returns:
+        float in [0, 1]: $\sum_k p_k^2$ estimated, $p_k$ the probability of verdict (or size
+        class) $k$.
+
+    Raises:
+        ValueError: non-finite ``mean``/``sd``, ``sd`` < 0, ``n`` < 2, ``draws`` < 100, bad
+            ``delta`` or ``confidence``, unknown ``level``.
+    """
+    _check_delta(delta)
+    if level not in ("verdict", "size"):
+        raise ValueError(f"level must be 'verdict' or 'size', got {level!r}")
+    if not (math.isfinite(mean) and math.isfinite(sd)) or sd < 0:
+        raise ValueError(f"mean and sd must be finite with sd >= 0, got mean={mean!r}, sd={sd!r}")
+    if isinstance(n, bool) or not isinstance(n, int) or n < 2:
+        raise ValueError(f"n must be an int >= 2 (a t interval needs two seeds), got {n!r}")
+    if isinstance(draws, bool) or not isinstance(draws, int) or draws < 100:
+        raise ValueError(f"draws must be an int >= 100, got {draws!r}")
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    rng = np.random.default_rng(seed)
+    g = mean + sd * rng.standard_normal((2, draws, n))  # (2, draws, n): two replications
+    m, s = g.mean(axis=2), g.std(axis=2, ddof=1)  # (2, draws)
+    half = _t_quantile((1 + confidence) / 2, n - 1) * s / math.sqrt(n)  # (2, draws)
+    codes = _margin_codes(m - half, m + half, delta)  # (2, draws)
+    if level == "size":
+        codes = np.vectorize(SIZE_OF_VERDICT.__getitem__, otypes=[object])(codes)
+    return float(np.mean(codes[0] == codes[1]))
 
 
 class _SortedScores:
@@ -281,6 +360,7 @@ def paired_bootstrap(
 
 
 __all__ = [
-    "DEFAULT_SMALLEST_EFFECT", "Interval", "MARGIN_VERDICTS", "VERDICTS", "margin_code",
-    "margin_verdict", "paired_t_interval", "paired_bootstrap", "verdict",
+    "DEFAULT_SMALLEST_EFFECT", "Interval", "MARGIN_VERDICTS", "SIZE_CLASSES", "SIZE_OF_VERDICT",
+    "VERDICTS", "margin_code", "margin_verdict", "paired_t_interval", "paired_bootstrap",
+    "replication_agreement", "verdict",
 ]

@@ -11,9 +11,17 @@ the paired gain with its 95 % t interval and the practical verdict against the g
 effect of interest δ (:func:`clml_lib.stats.margin_verdict`), and then the two checks of a
 result that holds on another machine:
 
-* **same verdict**: the two practical verdicts are identical;
+* **same verdict**: the two practical verdicts are identical (and, coarser, **same size class**:
+  both say the same about whether the change reaches δ, :data:`clml_lib.stats.SIZE_OF_VERDICT`);
 * **means inside**: each run's mean (every arm's test mAP and the gain) lies inside the other
   run's 95 % t interval of that mean.
+
+A second table says how much of a disagreement is noise. The runs of one seed and arm in A and B
+differ only by the float kernels (or the machine), so the spread of their difference is the
+noise the kernels alone put into one run. The paired gains of both runs, pooled, give a mean and a
+standard deviation; with them as the truth, :func:`clml_lib.stats.replication_agreement` gives the
+probability that two replications of n seeds each get the same verdict (and the same size class),
+for the n of the runs and for more seeds: how many seeds a verdict needs to hold on another machine.
 
 For a single-arm experiment (the full-label ceiling) only the arm's mean is compared. The exit
 code is 0 whatever the outcome (a comparison is a measurement, not a test); a grid missing from
@@ -27,14 +35,20 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from clml_lib.reproduce.collate import Comparison, build_comparisons  # noqa: E402
 from clml_lib.reproduce.grid import load_grid  # noqa: E402
-from clml_lib.stats import Interval, margin_code, margin_verdict, paired_t_interval  # noqa: E402
+from clml_lib.stats import (  # noqa: E402
+    SIZE_OF_VERDICT, Interval, margin_code, margin_verdict, paired_t_interval,
+    replication_agreement)
 
 KEY = "test_mAP"  # the val-selected test mAP, as the main job reports it
+#: seed counts at which the probability of the same verdict is shown (besides the runs' own n)
+MORE_SEEDS = (20, 30, 50, 100)
 
 
 def _inside(x: float, iv: Interval) -> bool:
@@ -56,9 +70,10 @@ def compare(a_root: Path, b_root: Path, grids: list[str], names: tuple[str, str]
     """The comparison as markdown (see the module docstring)."""
     na, nb = names
     lines = [f"| experiment | gain [95 % t CI], {na} | verdict, {na} | gain [95 % t CI], {nb} | "
-             f"verdict, {nb} | same verdict | means inside the other's interval |",
-             "|---|---|---|---|---|---|---|"]
-    summary = {"rows": 0, "paired": 0, "same": 0, "inside": 0}
+             f"verdict, {nb} | same verdict | same size class | means inside the other's "
+             "interval |", "|---|---|---|---|---|---|---|---|"]
+    noise: list[str] = []
+    summary = {"rows": 0, "paired": 0, "same": 0, "same_size": 0, "inside": 0}
     for grid_name in grids:
         (a, delta), (b, _) = _load(a_root, grid_name), _load(b_root, grid_name)
         if set(a) != set(b):
@@ -81,25 +96,57 @@ def compare(a_root: Path, b_root: Path, grids: list[str], names: tuple[str, str]
                 ga, gb = ca.interval(KEY), cb.interval(KEY)
                 if not (_inside(ga.mean, gb) and _inside(gb.mean, ga)):
                     outside.append(f"gain {ga.mean:+.2f} / {gb.mean:+.2f}")
-                same = margin_code(ga, delta) == margin_code(gb, delta)
+                code_a, code_b = margin_code(ga, delta), margin_code(gb, delta)
+                same = code_a == code_b
+                same_size = SIZE_OF_VERDICT[code_a] == SIZE_OF_VERDICT[code_b]
                 cells = [ga.text(), margin_verdict(ga, delta), gb.text(), margin_verdict(gb, delta),
-                         "yes" if same else "**no**"]
+                         "yes" if same else "**no**", "yes" if same_size else "**no**"]
+                noise.append(noise_row(key[0] + f" {key[1]}", ca, cb, delta))
             else:
                 ia, ib = arms["baseline"]
-                same = False
+                same = same_size = False
                 cells = [f"mAP {ia.text(signed=False)}", "-", f"mAP {ib.text(signed=False)}", "-",
-                         "-"]
+                         "-", "-"]
             inside = not outside
             summary["rows"] += 1
             summary["paired"] += bool(ca.clml)
             summary["same"] += same
+            summary["same_size"] += same_size
             summary["inside"] += inside
             cells.append("yes" if inside else "**no**: " + ", ".join(outside))
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
     lines += ["", f"{summary['same']} of {summary['paired']} comparisons with the same practical "
-              f"verdict (δ = {delta:g}); {summary['inside']} of {summary['rows']} rows with every "
+              f"verdict (δ = {delta:g}), {summary['same_size']} of {summary['paired']} with the "
+              f"same size class; {summary['inside']} of {summary['rows']} rows with every "
               "mean inside the other run's 95 % t interval."]
+    if noise:
+        counts = "n = runs' / " + " / ".join(str(k) for k in MORE_SEEDS)
+        lines += ["", "How much of it is noise: the sd of one paired gain in each run; the sd of "
+                  f"the difference {na} − {nb} of the same seed and arm (what the kernels or the "
+                  "machine alone change in one run); and, with the pooled gains of both runs as "
+                  "the truth, the probability that two replications get the same verdict (same "
+                  f"size class) at {counts} seeds (20,000 simulated pairs each).", "",
+                  f"| experiment | sd of a paired gain, {na} / {nb} | same run, {na} − {nb}: sd | "
+                  f"P(same verdict), {counts} | P(same size class), {counts} |",
+                  "|---|---|---|---|---|", *noise]
     return "\n".join(lines)
+
+
+def noise_row(label: str, ca: Comparison, cb: Comparison, delta: float) -> str:
+    """One row of the noise table (see the module docstring) for a paired comparison run twice."""
+    ga, gb = ca.gains(KEY), cb.gains(KEY)
+    sd_a = float(np.std(list(ga.values()), ddof=1))
+    sd_b = float(np.std(list(gb.values()), ddof=1))
+    same_run = [side_a[s].summary[KEY] - side_b[s].summary[KEY]
+                for side_a, side_b in ((ca.baseline, cb.baseline), (ca.clml, cb.clml))
+                for s in sorted(set(side_a) & set(side_b))]
+    pooled = np.array([*ga.values(), *gb.values()])  # (n_a + n_b,)
+    mean, sd = float(pooled.mean()), float(pooled.std(ddof=1))
+    ns = (len(ga), *MORE_SEEDS)
+    p = {level: " / ".join(f"{replication_agreement(mean, sd, n, delta, level=level):.2f}"
+                           for n in ns) for level in ("verdict", "size")}
+    return (f"| {label} | {sd_a:.2f} / {sd_b:.2f} | {float(np.std(same_run, ddof=1)):.2f} "
+            f"({len(same_run)} runs) | {p['verdict']} | {p['size']} |")
 
 
 def provenance_line(root: Path, grid: str, name: str) -> str:

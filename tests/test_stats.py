@@ -11,8 +11,8 @@ from scipy import stats as sps
 
 from clml_lib.metrics import mean_average_precision
 from clml_lib.stats import (
-    MARGIN_VERDICTS, VERDICTS, Interval, margin_code, margin_verdict, paired_bootstrap,
-    paired_t_interval, verdict,
+    MARGIN_VERDICTS, SIZE_CLASSES, SIZE_OF_VERDICT, VERDICTS, Interval, margin_code,
+    margin_verdict, paired_bootstrap, paired_t_interval, replication_agreement, verdict,
 )
 from clml_lib.stats import _SortedScores
 
@@ -89,6 +89,77 @@ def test_margin_verdict_scales_with_delta_and_refuses_bad_delta():
     for bad in (0, -0.5, math.nan, math.inf, "0.5", True):
         with pytest.raises(ValueError, match="smallest effect of interest"):
             margin_code(iv, bad)
+
+
+# ----------------------------------------------------------------------------- replication
+def test_every_verdict_has_a_size_class():
+    assert set(SIZE_OF_VERDICT) == set(MARGIN_VERDICTS)
+    assert set(SIZE_OF_VERDICT.values()) == set(SIZE_CLASSES)
+    # the size class keeps exactly what the verdict says about δ
+    for code, size in SIZE_OF_VERDICT.items():
+        if code.endswith("_big"):
+            assert size == code
+        elif code in ("better_small", "worse_small", "within"):
+            assert size == "below"
+
+
+def _agreement_by_hand(mean, sd, n, delta, draws, seed, level):
+    """The same simulation, one replication at a time through the public scalar functions."""
+    g = mean + sd * np.random.default_rng(seed).standard_normal((2, draws, n))
+    same = 0
+    for i in range(draws):
+        a, b = (margin_code(paired_t_interval(g[k, i]), delta) for k in (0, 1))
+        if level == "size":
+            a, b = SIZE_OF_VERDICT[a], SIZE_OF_VERDICT[b]
+        same += a == b
+    return same / draws
+
+
+@pytest.mark.parametrize("mean, sd, n, level", [
+    (0.15, 0.5, 10, "verdict"), (0.15, 0.5, 30, "size"), (-0.4, 0.8, 6, "verdict"),
+    (0.5, 0.3, 40, "verdict"), (0.0, 1.0, 12, "size"),
+])
+def test_replication_agreement_equals_the_scalar_functions(mean, sd, n, level):
+    fast = replication_agreement(mean, sd, n, 0.5, draws=400, seed=7, level=level)
+    assert fast == _agreement_by_hand(mean, sd, n, 0.5, 400, 7, level)
+
+
+def test_replication_agreement_at_its_limits():
+    # no noise: the verdict is always the same
+    assert replication_agreement(0.1, 0.0, 10) == 1.0
+    # far from every boundary, with many seeds: always the same verdict
+    assert replication_agreement(2.0, 0.5, 50) == 1.0
+    # no effect at all, many seeds: the interval holds 0 with probability 0.95 ("within ±δ"),
+    # else it excludes 0 on either side ("better/worse, by less than δ", 0.025 each); the size
+    # class ("changes by less than δ") is then always the same
+    assert replication_agreement(0.0, 0.5, 100) == pytest.approx(0.95**2 + 2 * 0.025**2, abs=0.01)
+    assert replication_agreement(0.0, 0.5, 100, level="size") == 1.0
+    # a true gain on the boundary +δ with a tiny interval: the mean falls on either side, the
+    # interval straddles δ in between ("better, size undecided"): two independent replications
+    # agree with probability sum_k p_k^2, p_k computed from the sampling distribution of the mean
+    n, sd = 400, 0.4
+    half = sps.t.ppf(0.975, n - 1) * sd / math.sqrt(n)
+    z = half / (sd / math.sqrt(n))  # lo >= δ  <=>  mean >= δ + half
+    p_big = p_small = sps.norm.sf(z)
+    p_mid = 1 - p_big - p_small
+    expect = p_big ** 2 + p_small ** 2 + p_mid ** 2
+    assert replication_agreement(0.5, sd, n, draws=20000) == pytest.approx(expect, abs=0.01)
+    # the size class is coarser: it agrees at least as often, draw by draw
+    for args in ((0.15, 0.5, 10), (0.15, 0.5, 30), (0.3, 1.0, 20)):
+        assert replication_agreement(*args, level="size") >= replication_agreement(*args)
+
+
+def test_replication_agreement_refuses_bad_arguments():
+    for kwargs, match in [
+        (dict(mean=math.nan, sd=0.5, n=10), "finite"), (dict(mean=0.0, sd=-1.0, n=10), "sd >= 0"),
+        (dict(mean=0.0, sd=0.5, n=1), "n must be"), (dict(mean=0.0, sd=0.5, n=10.0), "n must be"),
+        (dict(mean=0.0, sd=0.5, n=10, draws=10), "draws"),
+        (dict(mean=0.0, sd=0.5, n=10, delta=0.0), "smallest effect"),
+        (dict(mean=0.0, sd=0.5, n=10, confidence=1.0), "confidence"),
+        (dict(mean=0.0, sd=0.5, n=10, level="sign"), "level"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            replication_agreement(**kwargs)
 
 
 # ----------------------------------------------------------------------------- weighted mAP
