@@ -1,0 +1,40 @@
+"""scripts/replication.py: the table of clml_lib.stats.replication_agreement, and its errors."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from clml_lib.stats import replication_agreement
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def rep():
+    spec = importlib.util.spec_from_file_location("replication", ROOT / "scripts/replication.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_the_table_holds_the_probabilities_row_by_row(rep, capsys):
+    assert rep.main(["--mean", "0", "0.2", "--sd", "0.5", "1.0", "--seeds", "5", "40",
+                     "--delta", "0.4"]) == 0
+    rows = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("| +")]
+    assert len(rows) == 2 * 2 * 2  # means x sds x levels
+    cells = [[c.strip() for c in ln.strip("|").split("|")] for ln in rows]
+    for mean, sd, name, *ps in cells:
+        level = "verdict" if name == "same verdict" else "size"
+        expect = [replication_agreement(float(mean), float(sd), n, 0.4, level=level)
+                  for n in (5, 40)]
+        assert ps == [f"{p:.2f}" for p in expect]
+
+
+def test_bad_input_is_named(rep, capsys):
+    assert rep.main(["--mean", "0", "--sd", "-0.5"]) == 2
+    assert "sd >= 0" in capsys.readouterr().err
+    assert rep.main(["--mean", "0", "--sd", "0.5", "--seeds", "1"]) == 2
+    assert "n must be an int >= 2" in capsys.readouterr().err
