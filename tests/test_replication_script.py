@@ -38,3 +38,12 @@ def test_bad_input_is_named(rep, capsys):
     assert "sd >= 0" in capsys.readouterr().err
     assert rep.main(["--mean", "0", "--sd", "0.5", "--seeds", "1"]) == 2
     assert "n must be an int >= 2" in capsys.readouterr().err
+
+
+def test_the_table_of_docs_evaluation_is_this_scripts_output(rep, capsys):
+    """docs/evaluation.md §9a prints the table of the command it names: it stays that table."""
+    doc = (ROOT / "docs/evaluation.md").read_text()
+    assert "`python scripts/replication.py --mean 0 0.15 0.3\n--sd 0.5`" in doc
+    assert rep.main(["--mean", "0", "0.15", "0.3", "--sd", "0.5"]) == 0
+    table = capsys.readouterr().out.split("\n\n", 1)[1].strip()
+    assert table in doc
