@@ -57,6 +57,9 @@ MARGIN_VERDICTS = {
 }
 
 
+#: Simulated pairs of replications in :func:`replication_agreement` unless told otherwise.
+REPLICATION_DRAWS = 20000
+
 #: The size class of each practical verdict: does the change reach δ? (The question the README's
 #: headline answers; the verdict adds the direction against 0.) Texts in :data:`SIZE_CLASSES`.
 SIZE_OF_VERDICT = {
@@ -190,7 +193,8 @@ def margin_verdict(interval: Interval, delta: float = DEFAULT_SMALLEST_EFFECT) -
 
 def replication_agreement(mean: float, sd: float, n: int,
                           delta: float = DEFAULT_SMALLEST_EFFECT, confidence: float = 0.95,
-                          draws: int = 20000, seed: int = 0, level: str = "verdict") -> float:
+                          draws: int = REPLICATION_DRAWS, seed: int = 0,
+                          level: str = "verdict") -> float:
     r"""Probability that two independent replications of a paired comparison, of ``n`` seeds
     each, get the same practical verdict (:func:`margin_code` of their :func:`paired_t_interval`).
 
@@ -360,7 +364,7 @@ def paired_bootstrap(
 
 
 __all__ = [
-    "DEFAULT_SMALLEST_EFFECT", "Interval", "MARGIN_VERDICTS", "SIZE_CLASSES", "SIZE_OF_VERDICT",
-    "VERDICTS", "margin_code", "margin_verdict", "paired_t_interval", "paired_bootstrap",
-    "replication_agreement", "verdict",
+    "DEFAULT_SMALLEST_EFFECT", "Interval", "MARGIN_VERDICTS", "REPLICATION_DRAWS", "SIZE_CLASSES",
+    "SIZE_OF_VERDICT", "VERDICTS", "margin_code", "margin_verdict", "paired_t_interval",
+    "paired_bootstrap", "replication_agreement", "verdict",
 ]

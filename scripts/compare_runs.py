@@ -44,7 +44,7 @@ sys.path.insert(0, str(ROOT))
 from clml_lib.reproduce.collate import Comparison, build_comparisons  # noqa: E402
 from clml_lib.reproduce.grid import load_grid  # noqa: E402
 from clml_lib.stats import (  # noqa: E402
-    SIZE_OF_VERDICT, Interval, margin_code, margin_verdict, paired_t_interval,
+    REPLICATION_DRAWS, SIZE_OF_VERDICT, Interval, margin_code, margin_verdict, paired_t_interval,
     replication_agreement)
 
 KEY = "test_mAP"  # the val-selected test mAP, as the main job reports it
@@ -126,28 +126,32 @@ def compare(a_root: Path, b_root: Path, grids: list[str], names: tuple[str, str]
                   f"the difference {na} − {nb} of the same seed and arm (what the kernels or the "
                   "machine alone change in one run); and, with the pooled gains of both runs as "
                   "the truth, the probability that two replications get the same verdict (same "
-                  f"size class) at {counts} seeds (20,000 simulated pairs each).", "",
+                  f"size class) at {counts} seeds ({REPLICATION_DRAWS:,} simulated pairs each).",
+                  "",
                   f"| experiment | sd of a paired gain, {na} / {nb} | same run, {na} − {nb}: sd | "
                   f"P(same verdict), {counts} | P(same size class), {counts} |",
                   "|---|---|---|---|---|", *noise]
     return "\n".join(lines)
 
 
+def _sd(values: list[float]) -> str:
+    return f"{float(np.std(values, ddof=1)):.2f}" if len(values) > 1 else "n/a"
+
+
 def noise_row(label: str, ca: Comparison, cb: Comparison, delta: float) -> str:
-    """One row of the noise table (see the module docstring) for a paired comparison run twice."""
-    ga, gb = ca.gains(KEY), cb.gains(KEY)
-    sd_a = float(np.std(list(ga.values()), ddof=1))
-    sd_b = float(np.std(list(gb.values()), ddof=1))
+    """One row of the noise table (see the module docstring) for a paired comparison run twice
+    ("n/a" where fewer than two values make a standard deviation)."""
+    ga, gb = list(ca.gains(KEY).values()), list(cb.gains(KEY).values())
     same_run = [side_a[s].summary[KEY] - side_b[s].summary[KEY]
                 for side_a, side_b in ((ca.baseline, cb.baseline), (ca.clml, cb.clml))
                 for s in sorted(set(side_a) & set(side_b))]
-    pooled = np.array([*ga.values(), *gb.values()])  # (n_a + n_b,)
+    pooled = np.array(ga + gb)  # (n_a + n_b,) the gains of both runs
     mean, sd = float(pooled.mean()), float(pooled.std(ddof=1))
-    ns = (len(ga), *MORE_SEEDS)
-    p = {level: " / ".join(f"{replication_agreement(mean, sd, n, delta, level=level):.2f}"
-                           for n in ns) for level in ("verdict", "size")}
-    return (f"| {label} | {sd_a:.2f} / {sd_b:.2f} | {float(np.std(same_run, ddof=1)):.2f} "
-            f"({len(same_run)} runs) | {p['verdict']} | {p['size']} |")
+    p = {level: " / ".join(
+        f"{replication_agreement(mean, sd, n, delta, level=level):.2f}" if n > 1 else "n/a"
+        for n in (len(ga), *MORE_SEEDS)) for level in ("verdict", "size")}
+    return (f"| {label} | {_sd(ga)} / {_sd(gb)} | {_sd(same_run)} ({len(same_run)} runs) | "
+            f"{p['verdict']} | {p['size']} |")
 
 
 def provenance_line(root: Path, grid: str, name: str) -> str:

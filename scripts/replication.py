@@ -6,8 +6,8 @@ For each true mean paired gain μ (``--mean``) and standard deviation σ of one 
 (``--sd``), it prints the probability that two independent replications of n seeds each (e.g. the
 same grid on two machines, whose float kernels make every run a new draw) get the same practical
 verdict, and the same size class (does the change reach δ?), for each n of ``--seeds``:
-:func:`clml_lib.stats.replication_agreement` (20,000 simulated pairs, seeded: the output is the
-same on every run). Take μ and σ from runs already made (``scripts/compare_runs.py`` prints them for
+:func:`clml_lib.stats.replication_agreement` (simulated pairs, seeded: the output is the same on
+every run). Take μ and σ from runs already made (``scripts/compare_runs.py`` prints them for
 two runs of one grid); docs/evaluation.md §9 reads such a table.
 """
 
@@ -20,7 +20,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from clml_lib.stats import DEFAULT_SMALLEST_EFFECT, replication_agreement  # noqa: E402
+from clml_lib.stats import (  # noqa: E402
+    DEFAULT_SMALLEST_EFFECT, REPLICATION_DRAWS, replication_agreement)
 
 LEVELS = {"verdict": "same verdict", "size": "same size class"}
 
@@ -52,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(f"δ = {args.delta:g}; 95 % t intervals; 20,000 simulated pairs of replications each\n")
+    print(f"δ = {args.delta:g}; 95 % t intervals; {REPLICATION_DRAWS:,} simulated pairs of "
+          "replications each\n")
     print(text)
     return 0
 

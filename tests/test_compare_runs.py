@@ -115,3 +115,14 @@ def test_different_experiments_are_refused(cmp, monkeypatch):
     b = _comparison(BASE, [0.1] * 6, "teaching / single / BCE")
     with pytest.raises(SystemExit, match="different experiments"):
         _run(cmp, monkeypatch, [a], [b])
+
+
+def test_one_seed_gives_na_not_a_crash(cmp, monkeypatch):
+    # a grid run with --seeds 0: no interval, no sd, no probability at n = 1; the rest is shown
+    a = _comparison([72.0], [0.1])
+    b = _comparison([72.3], [-0.2])
+    text = _run(cmp, monkeypatch, [a], [b])
+    label, sds, same_run, p_verdict, p_size = _noise(text)
+    assert sds == "n/a / n/a" and same_run.endswith("(2 runs)")
+    assert p_verdict.split(" / ")[0] == "n/a" and p_size.split(" / ")[0] == "n/a"
+    assert all(0.0 <= float(x) <= 1.0 for x in p_verdict.split(" / ")[1:])
