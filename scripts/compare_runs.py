@@ -74,6 +74,7 @@ def compare(a_root: Path, b_root: Path, grids: list[str], names: tuple[str, str]
              f"verdict, {nb} | same verdict | same size class | means inside the other's "
              "interval |", "|---|---|---|---|---|---|---|---|"]
     noise: list[str] = []
+    seed_counts: set[int] = set()  # n of the paired comparisons, for the noise table's header
     summary = {"rows": 0, "paired": 0, "same": 0, "same_size": 0, "inside": 0}
     for grid_name in grids:
         (a, delta), (b, _) = _load(a_root, grid_name), _load(b_root, grid_name)
@@ -103,6 +104,7 @@ def compare(a_root: Path, b_root: Path, grids: list[str], names: tuple[str, str]
                 cells = [ga.text(), margin_verdict(ga, delta), gb.text(), margin_verdict(gb, delta),
                          "yes" if same else "**no**", "yes" if same_size else "**no**"]
                 noise.append(noise_row(key[0] + f" {key[1]}", ca, cb, delta))
+                seed_counts.add(len(ca.gains(KEY)))
             else:
                 ia, ib = arms["baseline"]
                 same = same_size = False
@@ -121,7 +123,8 @@ def compare(a_root: Path, b_root: Path, grids: list[str], names: tuple[str, str]
               f"same size class; {summary['inside']} of {summary['rows']} rows with every "
               "mean inside the other run's 95 % t interval."]
     if noise:
-        counts = "n = runs' / " + " / ".join(str(k) for k in MORE_SEEDS)
+        own = str(seed_counts.pop()) if len(seed_counts) == 1 else "the runs' own"
+        counts = f"n = {own} / " + " / ".join(str(k) for k in MORE_SEEDS)
         lines += ["", "How much of it is noise: the sd of one paired gain in each run; the sd of "
                   f"the difference {na} − {nb} of the same seed and arm (what the kernels or the "
                   "machine alone change in one run); and, with the pooled gains of both runs as "
