@@ -1,7 +1,8 @@
 """Does the main job's result hold on another machine? Compare two runs of the same grids.
 
     python scripts/compare_runs.py --a runs/grids --b runs/grids_emulated \\
-        [--grids teaching teaching_ceiling] [--names native emulated] [--out FILE.md]
+        [--grids teaching teaching_ceiling] [--names native emulated] [--seeds 0 1 ...]
+        [--out FILE.md]
 
 ``--a`` and ``--b`` are two output roots of the grid driver holding the same grids with the same
 seeds (e.g. the main job run natively, and again with ``--out runs/grids_emulated`` under
@@ -56,10 +57,11 @@ def _inside(x: float, iv: Interval) -> bool:
     return iv.lo is not None and iv.hi is not None and iv.lo <= x <= iv.hi
 
 
-def _load(root: Path, grid_name: str) -> tuple[dict[tuple[str, str], Comparison], float]:
-    """The comparisons of one finished grid under ``root`` (keyed by experiment and variant)
-    and the grid's δ; every planned run must have finished."""
-    grid = load_grid(grid_name, out=root)
+def _load(root: Path, grid_name: str, seeds: list[int] | None = None
+          ) -> tuple[dict[tuple[str, str], Comparison], float]:
+    """The comparisons of one finished grid under ``root`` (keyed by experiment and variant; the
+    grid's seeds, or ``seeds``) and the grid's δ; every planned run must have finished."""
+    grid = load_grid(grid_name, seeds=seeds, out=root)
     comparisons, notes = build_comparisons(grid)
     if notes or not comparisons:
         raise SystemExit(f"error: grid {grid_name} in {root} is not complete: "
@@ -67,7 +69,8 @@ def _load(root: Path, grid_name: str) -> tuple[dict[tuple[str, str], Comparison]
     return {(c.label, c.variant): c for c in comparisons}, grid.smallest_effect
 
 
-def compare(a_root: Path, b_root: Path, grids: list[str], names: tuple[str, str]) -> str:
+def compare(a_root: Path, b_root: Path, grids: list[str], names: tuple[str, str],
+            seeds: list[int] | None = None) -> str:
     """The comparison as markdown (see the module docstring)."""
     na, nb = names
     lines = [f"| experiment | gain [95 % t CI], {na} | verdict, {na} | gain [95 % t CI], {nb} | "
@@ -77,7 +80,7 @@ def compare(a_root: Path, b_root: Path, grids: list[str], names: tuple[str, str]
     seed_counts: set[int] = set()  # n of the paired comparisons, for the noise table's header
     summary = {"rows": 0, "paired": 0, "same": 0, "same_size": 0, "inside": 0}
     for grid_name in grids:
-        (a, delta), (b, _) = _load(a_root, grid_name), _load(b_root, grid_name)
+        (a, delta), (b, _) = _load(a_root, grid_name, seeds), _load(b_root, grid_name, seeds)
         if set(a) != set(b):
             raise SystemExit(f"error: grid {grid_name}: the two roots hold different experiments "
                              f"({sorted(set(a) ^ set(b))})")
@@ -178,13 +181,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--b", required=True, type=Path, help="second output root")
     ap.add_argument("--grids", nargs="+", default=["teaching", "teaching_ceiling"])
     ap.add_argument("--names", nargs=2, default=["A", "B"], metavar=("NAME_A", "NAME_B"))
+    ap.add_argument("--seeds", nargs="+", type=int,
+                    help="compare these seeds (default: each grid's own), e.g. after "
+                         "`bash scripts/main.sh --seeds ...`")
     ap.add_argument("--out", type=Path, help="also write the table to this markdown file")
     args = ap.parse_args(argv)
     for root in (args.a, args.b):
         if not root.is_dir():
             print(f"error: {root} is not a folder of grid outputs", file=sys.stderr)
             return 1
-    text = compare(args.a, args.b, args.grids, tuple(args.names))
+    text = compare(args.a, args.b, args.grids, tuple(args.names), args.seeds)
     print(text)
     if args.out:
         cmd = "python scripts/compare_runs.py " + shlex.join(argv if argv is not None

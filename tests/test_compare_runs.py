@@ -37,7 +37,7 @@ BASE = [72.0, 73.0, 72.5, 73.5, 72.8, 73.2]
 
 def _run(cmp, monkeypatch, a, b, delta=0.5):
     roots = {Path("A"): a, Path("B"): b}
-    monkeypatch.setattr(cmp, "_load", lambda root, grid: (
+    monkeypatch.setattr(cmp, "_load", lambda root, grid, seeds=None: (
         {(c.label, c.variant): c for c in roots[root]}, delta))
     return cmp.compare(Path("A"), Path("B"), ["g"], ("native", "emulated"))
 
