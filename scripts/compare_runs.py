@@ -107,7 +107,7 @@ def compare(a_root: Path, b_root: Path, grids: list[str], names: tuple[str, str]
                 cells = [ga.text(), margin_verdict(ga, delta), gb.text(), margin_verdict(gb, delta),
                          "yes" if same else "**no**", "yes" if same_size else "**no**"]
                 noise.append(noise_row(key[0] + f" {key[1]}", ca, cb, delta))
-                seed_counts.add(len(ca.gains(KEY)))
+                seed_counts.add(ga.n)
             else:
                 ia, ib = arms["baseline"]
                 same = same_size = False

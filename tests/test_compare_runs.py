@@ -3,7 +3,6 @@ practical verdict; every mean inside the other run's interval), on synthetic per
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -12,15 +11,15 @@ import pytest
 from clml_lib.reproduce.collate import Comparison, RunResult
 from clml_lib.stats import replication_agreement
 
-ROOT = Path(__file__).resolve().parents[1]
+try:  # tests/ on sys.path (pytest's default rootdir import mode)
+    from script_modules import load_script
+except ImportError:  # tests imported as a package
+    from tests.script_modules import load_script
 
 
 @pytest.fixture(scope="module")
 def cmp():
-    spec = importlib.util.spec_from_file_location("compare_runs", ROOT / "scripts/compare_runs.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("compare_runs")
 
 
 def _arm(values):

@@ -5,7 +5,6 @@ consistent run of the job, before it writes anything."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 from pathlib import Path
@@ -14,15 +13,16 @@ import pytest
 
 from clml_lib.stats import MARGIN_VERDICTS
 
+try:  # tests/ on sys.path (pytest's default rootdir import mode)
+    from script_modules import load_script
+except ImportError:  # tests imported as a package
+    from tests.script_modules import load_script
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _publisher():
-    path = ROOT / "scripts/publish_results.py"
-    spec = importlib.util.spec_from_file_location("publish_results", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("publish_results")
 
 
 def _published():

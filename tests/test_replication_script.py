@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 
 from clml_lib.stats import replication_agreement
 
+try:  # tests/ on sys.path (pytest's default rootdir import mode)
+    from script_modules import load_script
+except ImportError:  # tests imported as a package
+    from tests.script_modules import load_script
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def rep():
-    spec = importlib.util.spec_from_file_location("replication", ROOT / "scripts/replication.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("replication")
 
 
 def test_the_table_holds_the_probabilities_row_by_row(rep, capsys):
